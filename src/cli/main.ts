@@ -1,0 +1,78 @@
+import { Command, CommanderError } from "commander";
+import { EXIT, formatCauseChain, formatErrorLine, toLifeboatError } from "../errors.js";
+import { TOOL } from "../version.js";
+import { colorWanted } from "./output.js";
+import { registerCommands } from "./commands/index.js";
+
+export function buildProgram(): Command {
+  const program = new Command("lifeboat")
+    .description(
+      "Backup and disaster recovery for applications on PostgreSQL + S3-compatible storage.",
+    )
+    .version(TOOL.version, "-V, --version")
+    .option(
+      "-c, --config <file>",
+      "configuration file (default: $LIFEBOAT_CONFIG, then ./lifeboat.yaml)",
+    )
+    .option("--json", "print the result as JSON on stdout")
+    .option("-v, --verbose", "show details and the cause chain of errors")
+    .option("--no-color", "disable colours (also when NO_COLOR is set or stdout is not a terminal)")
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 integrity problem (corrupt,
+truncated or undecryptable data), 4 storage unreachable or denied, 5 repository locked,
+6 external tool or database error, 70 internal error. See docs/cli.md.`,
+    );
+  program.exitOverride();
+  registerCommands(program);
+  for (const command of allCommands(program)) command.exitOverride();
+  return program;
+}
+
+function allCommands(command: Command): Command[] {
+  return command.commands.flatMap((child) => [child, ...allCommands(child)]);
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;
+  } catch (error) {
+    return reportError(error, program);
+  }
+}
+
+function reportError(error: unknown, program: Command): number {
+  if (error instanceof CommanderError) {
+    // Help and version "errors" are commander's way of stopping after printing.
+    if (
+      error.code === "commander.helpDisplayed" ||
+      error.code === "commander.version" ||
+      error.code === "commander.help"
+    ) {
+      return EXIT.ok;
+    }
+    return EXIT.usage;
+  }
+  const options = program.opts<{ json?: boolean; verbose?: boolean; color?: boolean }>();
+  const failure = toLifeboatError(error);
+  if (options.json) {
+    process.stdout.write(
+      `${JSON.stringify({ ok: false, error: { code: failure.code, message: failure.message, hint: failure.hint, ...(failure.data ? { data: failure.data } : {}) } }, null, 2)}\n`,
+    );
+  }
+  const red = colorWanted(options.color, process.env, Boolean(process.stderr.isTTY))
+    ? "\u001b[31m"
+    : "";
+  const reset = red ? "\u001b[0m" : "";
+  process.stderr.write(`${red}${formatErrorLine(failure)}${reset}\n`);
+  if (options.verbose) {
+    for (const line of formatCauseChain(failure)) process.stderr.write(`  ${line}\n`);
+    if (failure.code === "INTERNAL" && error instanceof Error && error.stack)
+      process.stderr.write(`${error.stack}\n`);
+  }
+  return failure.exitStatus;
+}

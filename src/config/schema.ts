@@ -1,0 +1,303 @@
+import { z } from "zod";
+
+/**
+ * The one configuration schema. Types, defaults and descriptions live here only: the JSON Schema
+ * (`schema/lifeboat.schema.json`) and `docs/configuration.md` are generated from it, and a test
+ * fails when they drift. Objects are strict so a misspelt key is an error, not a silent default.
+ */
+
+export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)$/;
+
+const duration = (what: string) =>
+  z
+    .string()
+    .regex(DURATION_PATTERN, { message: "expected a duration such as 90s, 15m, 4h, 30d, 7y" })
+    .describe(`${what} (a duration: a number followed by ms, s, m, h, d, w or y)`);
+
+const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
+const name = z.string().regex(NAME_PATTERN, {
+  message: "expected a lowercase name (letters, digits, - and _), starting with a letter",
+});
+
+const localRepository = z
+  .strictObject({
+    type: z.literal("local"),
+    path: z.string().min(1).describe("Folder that holds the repository; created by `repo init`."),
+  })
+  .describe("A repository in a local (or mounted) folder.");
+
+const s3Credentials = z
+  .strictObject({
+    accessKeyId: z.string().min(1).describe("Access key id; write `${ENV_VAR}`, not the value."),
+    secretAccessKey: z
+      .string()
+      .min(1)
+      .describe("Secret access key; write `${ENV_VAR}`, not the value."),
+    sessionToken: z.string().min(1).optional().describe("Session token for temporary credentials."),
+  })
+  .describe(
+    "Static credentials. Omit to use the AWS default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, instance roles).",
+  );
+
+const s3Repository = z
+  .strictObject({
+    type: z.literal("s3"),
+    endpoint: z
+      .url()
+      .optional()
+      .describe("Endpoint URL for S3-compatible services (Ceph, MinIO, Wasabi...); omit for AWS."),
+    region: z
+      .string()
+      .min(1)
+      .default("eu-west-2")
+      .describe("Region of the bucket (signing region)."),
+    bucket: z.string().min(3).max(63).describe("Bucket that holds the repository."),
+    prefix: z.string().default("").describe("Key prefix inside the bucket, e.g. `lifeboat/`."),
+    pathStyle: z
+      .boolean()
+      .default(false)
+      .describe("Use path-style addressing (needed by most self-hosted S3 servers)."),
+    credentials: s3Credentials.optional(),
+    storageClass: z
+      .string()
+      .optional()
+      .describe(
+        "Storage class for backup objects (e.g. STANDARD_IA); archives may choose their own.",
+      ),
+    partSizeMiB: z
+      .number()
+      .int()
+      .min(5)
+      .max(512)
+      .default(8)
+      .describe(
+        "Multipart part size in MiB; memory per upload is about partSize x (queueSize + 1).",
+      ),
+    queueSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(32)
+      .default(4)
+      .describe("Parts uploaded in parallel per object."),
+  })
+  .describe("A repository in an S3-compatible bucket.");
+
+export const repositorySchema = z.discriminatedUnion("type", [localRepository, s3Repository]);
+
+const storageTuning = z
+  .strictObject({
+    retryAttempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(20)
+      .default(5)
+      .describe("Attempts per storage operation."),
+    retryBaseDelayMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(200)
+      .describe("First retry delay; doubles each time."),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(16)
+      .describe("Storage operations in flight."),
+  })
+  .describe("Retry and concurrency settings applied to every repository.");
+
+const encryption = z
+  .strictObject({
+    recipients: z
+      .array(
+        z
+          .string()
+          .regex(/^age1[02-9ac-hj-np-z]{58}$/, { message: "expected an age recipient (age1...)" }),
+      )
+      .default([])
+      .describe(
+        "age X25519 recipients (public keys) that can decrypt backups. Backup hosts need only these; print one with `lifeboat key generate`.",
+      ),
+    identityFile: z
+      .string()
+      .optional()
+      .describe(
+        "Identity file (private key) used by restore and verify. Keep it off backup-only hosts.",
+      ),
+    disabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Store data unencrypted. Only for throwaway tests: the plan requires encryption at rest.",
+      ),
+  })
+  .describe("Client-side encryption in the age format.");
+
+const compression = z
+  .strictObject({
+    algorithm: z
+      .enum(["zstd", "gzip", "none"])
+      .default("zstd")
+      .describe("zstd (default), gzip, or none."),
+    level: z
+      .number()
+      .int()
+      .min(1)
+      .max(19)
+      .optional()
+      .describe("Compression level (zstd 1-19, gzip 1-9)."),
+  })
+  .describe("Compression applied before encryption.");
+
+const keyTable = z.union([
+  z.string().min(1),
+  z.strictObject({
+    table: z.string().min(1).describe("Table name, optionally schema-qualified."),
+    timestampColumn: z
+      .string()
+      .optional()
+      .describe(
+        "Column whose maximum is recorded; default: created_at, then updated_at, if present.",
+      ),
+  }),
+]);
+
+const database = z
+  .strictObject({
+    host: z.string().default("127.0.0.1").describe("Server host name or address."),
+    port: z.number().int().min(1).max(65535).default(5432).describe("Server port."),
+    user: z
+      .string()
+      .default("postgres")
+      .describe("Role to connect as (needs read access; superuser for globals)."),
+    database: z.string().min(1).describe("Database to back up."),
+    password: z
+      .string()
+      .optional()
+      .describe("Password; write `${ENV_VAR}`. Passed to tools via the environment only."),
+    passwordFile: z
+      .string()
+      .optional()
+      .describe("A libpq passfile (PGPASSFILE) instead of a password."),
+    sslmode: z
+      .enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"])
+      .optional()
+      .describe("libpq sslmode; use verify-full across networks (encryption in transit)."),
+    format: z
+      .enum(["custom", "directory"])
+      .default("custom")
+      .describe(
+        "pg_dump format: custom (one stream) or directory (parallel, for large databases).",
+      ),
+    jobs: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(2)
+      .describe("Parallel jobs for directory dumps and restores."),
+    globals: z
+      .boolean()
+      .default(true)
+      .describe("Also back up roles, memberships and grants (pg_dumpall --globals-only)."),
+    keyTables: z
+      .array(keyTable)
+      .default(["users", "clients", "kyc_verifications", "onboarding_sessions", "activity_logs"])
+      .describe(
+        "Tables whose row counts and latest timestamps are recorded and validated after restores.",
+      ),
+    binDir: z
+      .string()
+      .optional()
+      .describe("PostgreSQL client binaries; default: matched to the server's major version."),
+  })
+  .describe("A PostgreSQL database to protect.");
+
+const objectives = z
+  .strictObject({
+    rto: duration("Recovery time objective: maximum downtime after a disaster").default("4h"),
+    rpo: duration("Recovery point objective: maximum data loss").default("1h"),
+  })
+  .describe("Recovery objectives the checks and drills measure against.");
+
+const retention = z
+  .strictObject({
+    keepDays: z
+      .number()
+      .int()
+      .min(0)
+      .default(30)
+      .describe("Keep every backup younger than this many days."),
+    keepLast: z.number().int().min(0).optional().describe("Always keep this many newest backups."),
+    daily: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Keep the newest backup of each of this many days."),
+    weekly: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Keep the newest backup of each of this many ISO weeks."),
+    monthly: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Keep the newest backup of each of this many months."),
+    yearly: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Keep the newest backup of each of this many years."),
+  })
+  .describe("Which backups prune keeps (applied per repository and per source).");
+
+export const configSchema = z
+  .strictObject({
+    version: z.literal(1).default(1).describe("Configuration format version."),
+    repositories: z
+      .record(name, repositorySchema)
+      .refine((r) => Object.keys(r).length > 0, { message: "define at least one repository" })
+      .describe("Where backups are stored, by name. Backups go to every repository listed."),
+    storage: storageTuning.prefault({}),
+    encryption: encryption.prefault({}),
+    compression: compression.prefault({}),
+    databases: z.record(name, database).default({}).describe("PostgreSQL databases, by name."),
+    objectives: objectives.prefault({}),
+    retention: retention.prefault({}),
+  })
+  .refine((c) => c.encryption.disabled || c.encryption.recipients.length > 0, {
+    message: "list at least one recipient (or set disabled: true for throwaway tests)",
+    path: ["encryption", "recipients"],
+  })
+  .describe("lifeboat configuration (lifeboat.yaml).");
+
+export type LifeboatConfig = z.output<typeof configSchema>;
+export type RepositoryConfig = z.output<typeof repositorySchema>;
+export type DatabaseConfig = z.output<typeof database>;
+export type RetentionConfig = z.output<typeof retention>;
+
+const UNIT_SECONDS: Record<string, number> = {
+  ms: 0.001,
+  s: 1,
+  m: 60,
+  h: 3600,
+  d: 86_400,
+  w: 604_800,
+  y: 31_557_600,
+};
+
+/** Seconds in a duration string that already passed the schema. */
+export function durationSeconds(text: string): number {
+  const match = DURATION_PATTERN.exec(text.trim());
+  if (!match) throw new Error(`not a duration: ${text}`);
+  return Number(match[1]) * (UNIT_SECONDS[match[2] ?? "s"] ?? 1);
+}

@@ -1,0 +1,56 @@
+import { createGunzip, createGzip } from "node:zlib";
+import type { Transform } from "node:stream";
+import { CompressStream, DecompressStream } from "zstd-napi";
+import { LifeboatError } from "../errors.js";
+
+export type CompressionAlgorithm = "zstd" | "gzip" | "none";
+
+export const DEFAULT_LEVEL: Record<Exclude<CompressionAlgorithm, "none">, number> = {
+  zstd: 3,
+  gzip: 6,
+};
+
+/** File-name suffix of stored objects, so a repository browsed by hand explains itself. */
+export const COMPRESSION_SUFFIX: Record<CompressionAlgorithm, string> = {
+  zstd: ".zst",
+  gzip: ".gz",
+  none: "",
+};
+
+/**
+ * Standard frames only: stored objects must stay readable with the `zstd` and `gzip` command-line
+ * tools after decryption, so a restore never depends on lifeboat being installable.
+ */
+export function createCompressStream(
+  algorithm: CompressionAlgorithm,
+  level?: number,
+): Transform | undefined {
+  switch (algorithm) {
+    case "none":
+      return undefined;
+    case "gzip":
+      return createGzip({ level: level ?? DEFAULT_LEVEL.gzip, chunkSize: 256 * 1024 });
+    case "zstd":
+      // The frame checksum adds an independent end-to-end check that the zstd CLI also verifies.
+      return new CompressStream({
+        compressionLevel: level ?? DEFAULT_LEVEL.zstd,
+        checksumFlag: true,
+      });
+  }
+}
+
+export function createDecompressStream(algorithm: CompressionAlgorithm): Transform | undefined {
+  switch (algorithm) {
+    case "none":
+      return undefined;
+    case "gzip":
+      return createGunzip({ chunkSize: 256 * 1024 });
+    case "zstd":
+      return new DecompressStream();
+  }
+}
+
+export function assertCompressionAlgorithm(value: string): CompressionAlgorithm {
+  if (value === "zstd" || value === "gzip" || value === "none") return value;
+  throw new LifeboatError("REPO_FORMAT", `unknown compression "${value}" in the repository`);
+}
