@@ -139,9 +139,39 @@ export const ERROR_TABLE = {
     hint: "check host, port, user, password and that PostgreSQL is running",
   },
   PG_QUERY: { exit: EXIT.external, hint: "check the database permissions of the configured user" },
+  VERIFY_FAILED: {
+    exit: EXIT.integrity,
+    hint: "the report names each failed object and why; restore from another backup or repository",
+  },
   VALIDATION_FAILED: {
     exit: EXIT.failure,
     hint: "the restored data does not match the backup; do not switch traffic to it",
+  },
+  BUCKET_NOT_VERSIONED: { exit: EXIT.failure, hint: "enable it with `lifeboat bucket protect`" },
+  BUCKET_HISTORY_TOO_SHORT: { exit: EXIT.failure, hint: "pick a later time, or an older snapshot" },
+  WAL_NOT_CONFIGURED: {
+    exit: EXIT.usage,
+    hint: "add a `wal:` section (see `lifeboat config example`)",
+  },
+  WAL_CONFLICT: {
+    exit: EXIT.integrity,
+    hint: "another cluster archives under the same name: give each cluster its own repository",
+  },
+  WAL_SPOOL_FULL: {
+    exit: EXIT.storage,
+    hint: "uploads are failing (see `lifeboat wal status`); PostgreSQL keeps the WAL and retries",
+  },
+  WAL_NOT_FOUND: {
+    exit: EXIT.failure,
+    hint: "the file is in no repository; `lifeboat wal status` shows what is archived",
+  },
+  WAL_GAP: {
+    exit: EXIT.integrity,
+    hint: "the archive lacks WAL between the base backup and the target; pick another target or backup",
+  },
+  RECOVERY_FAILED: {
+    exit: EXIT.external,
+    hint: "PostgreSQL stopped recovery; the server log lines above say why",
   },
   ABORTED: { exit: EXIT.failure, hint: "nothing was changed" },
   INTERNAL: {

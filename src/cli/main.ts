@@ -1,5 +1,11 @@
 import { Command, CommanderError } from "commander";
-import { EXIT, formatCauseChain, formatErrorLine, toLifeboatError } from "../errors.js";
+import {
+  EXIT,
+  LifeboatError,
+  formatCauseChain,
+  formatErrorLine,
+  toLifeboatError,
+} from "../errors.js";
 import { TOOL } from "../version.js";
 import { colorWanted } from "./output.js";
 import { registerCommands } from "./commands/index.js";
@@ -17,7 +23,9 @@ export function buildProgram(): Command {
     .option("--json", "print the result as JSON on stdout")
     .option("-v, --verbose", "show details and the cause chain of errors")
     .option("--no-color", "disable colours (also when NO_COLOR is set or stdout is not a terminal)")
-    .showHelpAfterError("(run with --help for usage)")
+    // Usage errors go through reportError like every other error: one `error[USAGE]: …` line
+    // (whose hint points at --help) and, with --json, a JSON document. Subcommands inherit this.
+    .configureOutput({ outputError: () => undefined })
     .addHelpText(
       "after",
       `
@@ -48,14 +56,13 @@ export async function main(argv = process.argv): Promise<number> {
 function reportError(error: unknown, program: Command): number {
   if (error instanceof CommanderError) {
     // Help and version "errors" are commander's way of stopping after printing.
-    if (
-      error.code === "commander.helpDisplayed" ||
-      error.code === "commander.version" ||
-      error.code === "commander.help"
-    ) {
+    if (error.code === "commander.helpDisplayed" || error.code === "commander.version") {
       return EXIT.ok;
     }
-    return EXIT.usage;
+    // Help printed because a command group was run without a subcommand is a usage error:
+    // a script calling `lifeboat backup` must not read it as success.
+    if (error.code === "commander.help") return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    error = new LifeboatError("USAGE", error.message.replace(/^error: /, ""));
   }
   const options = program.opts<{ json?: boolean; verbose?: boolean; color?: boolean }>();
   const failure = toLifeboatError(error);

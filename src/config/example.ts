@@ -54,6 +54,32 @@ databases:
       - table: activity_logs
         timestampColumn: created_at
 
+# Application buckets: versioning + 90-day version history (lifeboat bucket protect), a daily
+# copy to a bucket in another region (lifeboat bucket sync), snapshots and restores.
+buckets:
+  documents:
+    bucket: acme-identity-documents     # onboarding/<session>/passport.pdf, generated PDFs
+    region: eu-west-2
+    credentials:
+      accessKeyId: \${LIFEBOAT_S3_ACCESS_KEY_ID}
+      secretAccessKey: \${LIFEBOAT_S3_SECRET_ACCESS_KEY}
+    noncurrentVersionDays: 90
+    syncConcurrency: 16
+    secondary:
+      bucket: acme-identity-documents-dr
+      region: eu-west-1                 # Ireland: offsite, still EU
+      storageClass: STANDARD_IA
+
+# Continuous WAL archiving + point-in-time recovery (RPO: about a minute; seconds with
+# mode: stream). \`lifeboat setup wal\` prints the server settings; \`lifeboat backup base\`
+# takes the physical base backups PITR starts from.
+wal:
+  database: app
+  mode: archive            # or stream (lifeboat wal stream, over a replication slot)
+  archiveTimeout: 60s
+  keep: 7d                 # plus whatever retained base backups need
+  spoolDir: /var/lib/lifeboat/spool/app
+
 objectives:
   rto: 4h
   rpo: 1h

@@ -214,8 +214,128 @@ const database = z
       .string()
       .optional()
       .describe("PostgreSQL client binaries; default: matched to the server's major version."),
+    checks: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1).describe("What the check proves, shown in reports."),
+          sql: z
+            .string()
+            .min(1)
+            .describe(
+              "A query returning one row whose first column is true (or a non-zero number).",
+            ),
+        }),
+      )
+      .default([])
+      .describe(
+        "SQL assertions run against every restored copy, after row counts and timestamps are compared.",
+      ),
   })
   .describe("A PostgreSQL database to protect.");
+
+const smokeCheck = z.strictObject({
+  url: z.url().describe("URL that must answer once the application is back."),
+  expectStatus: z
+    .number()
+    .int()
+    .min(100)
+    .max(599)
+    .optional()
+    .describe("Expected status; default: any 2xx."),
+});
+
+const application = z
+  .strictObject({
+    stopCommand: z
+      .string()
+      .optional()
+      .describe("Shell command that stops the application before an in-place restore."),
+    startCommand: z
+      .string()
+      .optional()
+      .describe("Shell command that starts it again after a validated restore."),
+    smokeChecks: z
+      .array(smokeCheck)
+      .default([])
+      .describe("HTTP checks run after the application starts."),
+    hookTimeout: duration("Time allowed for each hook and smoke check").default("5m"),
+  })
+  .describe(
+    "The application around the database: hooks and smoke checks used by in-place restores and drills.",
+  );
+
+const walReplication = z
+  .strictObject({
+    host: z
+      .string()
+      .optional()
+      .describe("Host for replication connections; default: the database's."),
+    port: z.number().int().min(1).max(65535).optional().describe("Port; default: the database's."),
+    user: z
+      .string()
+      .optional()
+      .describe("Role with the REPLICATION attribute; default: the database's user."),
+    password: z.string().optional().describe("Password; write `${ENV_VAR}`."),
+    passwordFile: z.string().optional().describe("A libpq passfile instead of a password."),
+  })
+  .describe(
+    "Replication connection (base backups and streaming) when it differs from the database's.",
+  );
+
+const wal = z
+  .strictObject({
+    database: name.describe(
+      "The configured database (a key of `databases`) whose cluster's WAL is archived; its connection is used for SQL.",
+    ),
+    mode: z
+      .enum(["archive", "stream"])
+      .default("archive")
+      .describe(
+        "archive: PostgreSQL's archive_command hands over each finished segment (exposure up to archiveTimeout). stream: `lifeboat wal stream` receives WAL over a replication slot and uploads partial segments (exposure: seconds).",
+      ),
+    spoolDir: z
+      .string()
+      .optional()
+      .describe(
+        "Local queue of segments waiting for upload; default /var/lib/lifeboat/spool/<database>. Must be writable by the server's OS user.",
+      ),
+    spoolMaxSegments: z
+      .number()
+      .int()
+      .min(1)
+      .default(64)
+      .describe(
+        "When this many segments wait in the spool, `wal push` fails so PostgreSQL keeps WAL in pg_wal and retries.",
+      ),
+    archiveTimeout: duration(
+      "archive_timeout set by `setup wal`: the longest a finished write waits to be archived",
+    ).default("60s"),
+    keep: duration("WAL kept beyond what retained base backups need").default("7d"),
+    slot: z
+      .string()
+      .regex(/^[a-z0-9_]{1,63}$/, { message: "expected a replication slot name ([a-z0-9_])" })
+      .default("lifeboat")
+      .describe("Physical replication slot used by `wal stream`."),
+    uploadConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(32)
+      .default(4)
+      .describe("Segments uploaded in parallel from the spool."),
+    prefetch: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(8)
+      .describe("Segments fetched ahead of PostgreSQL during recovery."),
+    partialInterval: duration(
+      "Stream mode: how often the segment being written is uploaded",
+    ).default("2s"),
+    replication: walReplication.optional(),
+  })
+  .describe("Continuous WAL archiving and point-in-time recovery for one PostgreSQL cluster.");
 
 const objectives = z
   .strictObject({
@@ -223,6 +343,59 @@ const objectives = z
     rpo: duration("Recovery point objective: maximum data loss").default("1h"),
   })
   .describe("Recovery objectives the checks and drills measure against.");
+
+const bucketBase = {
+  bucket: z.string().min(3).max(63).describe("Bucket name."),
+  endpoint: z
+    .url()
+    .optional()
+    .describe("Endpoint URL for S3-compatible services (Ceph, MinIO, Wasabi...); omit for AWS."),
+  pathStyle: z
+    .boolean()
+    .optional()
+    .describe("Path-style addressing; default: on when an endpoint is set."),
+  credentials: s3Credentials.optional(),
+};
+
+const secondaryBucket = z
+  .strictObject({
+    ...bucketBase,
+    bucket: z.string().min(3).max(63).describe("Bucket that receives `bucket sync` copies."),
+    region: z.string().min(1).optional().describe("Region; default: the primary's region."),
+    storageClass: z
+      .string()
+      .optional()
+      .describe("Storage class of the copies (e.g. STANDARD_IA); default: the service's."),
+  })
+  .describe(
+    "Offsite copy of the bucket (another endpoint, account or region). Omitted connection fields take the primary's values.",
+  );
+
+const bucket = z
+  .strictObject({
+    ...bucketBase,
+    region: z
+      .string()
+      .min(1)
+      .default("eu-west-2")
+      .describe("Region of the bucket (signing region)."),
+    noncurrentVersionDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(36_500)
+      .default(90)
+      .describe("`bucket protect` expires versions this many days after they stop being current."),
+    secondary: secondaryBucket.optional(),
+    syncConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(16)
+      .describe("Objects copied in parallel by `bucket sync` and `bucket recover`."),
+  })
+  .describe("An application bucket to protect: versioning, offsite copy, snapshots, restores.");
 
 const retention = z
   .strictObject({
@@ -271,8 +444,15 @@ export const configSchema = z
     encryption: encryption.prefault({}),
     compression: compression.prefault({}),
     databases: z.record(name, database).default({}).describe("PostgreSQL databases, by name."),
+    buckets: z.record(name, bucket).default({}).describe("Application buckets, by name."),
     objectives: objectives.prefault({}),
     retention: retention.prefault({}),
+    wal: wal.optional(),
+    application: application.prefault({}),
+  })
+  .refine((c) => !c.wal || c.wal.database in c.databases, {
+    message: "must name a database defined under `databases:`",
+    path: ["wal", "database"],
   })
   .refine((c) => c.encryption.disabled || c.encryption.recipients.length > 0, {
     message: "list at least one recipient (or set disabled: true for throwaway tests)",
@@ -284,6 +464,8 @@ export type LifeboatConfig = z.output<typeof configSchema>;
 export type RepositoryConfig = z.output<typeof repositorySchema>;
 export type DatabaseConfig = z.output<typeof database>;
 export type RetentionConfig = z.output<typeof retention>;
+export type WalConfig = z.output<typeof wal>;
+export type BucketConfig = z.output<typeof bucket>;
 
 const UNIT_SECONDS: Record<string, number> = {
   ms: 0.001,

@@ -13,6 +13,8 @@ import type { Repository } from "./repository.js";
  * Leftovers of backups that never committed: data objects and manifest copies whose backup has
  * no manifest. A backup still being written holds a lock naming its id, so it is never a leftover.
  */
+export const ABANDONED_AFTER_MS = 15 * 60_000;
+
 export interface IncompleteBackup {
   backupId: string;
   keys: string[];
@@ -22,6 +24,8 @@ export interface IncompleteBackup {
 export interface PruneIncompletePlan {
   repository: string;
   incomplete: IncompleteBackup[];
+  /** Temp files / unfinished multipart uploads of killed writers removed (apply only). */
+  abandoned?: { count: number; bytes: number };
   /** Backups skipped because a live lock says they are being written right now. */
   inProgress: string[];
   totalBytes: number;

@@ -113,6 +113,10 @@ export class FaultyStorage implements Storage {
     return this.inner.delete(key);
   }
 
+  purgeAbandoned(prefix: string, olderThanMs: number) {
+    return this.inner.purgeAbandoned?.(prefix, olderThanMs) ?? Promise.resolve({ count: 0, bytes: 0 });
+  }
+
   close(): Promise<void> {
     return this.inner.close?.() ?? Promise.resolve();
   }

@@ -91,5 +91,8 @@ export function withConcurrencyLimit(storage: Storage, n: number = DEFAULT_CONCU
     list,
     delete: (key) => limited(() => storage.delete(key)),
     close: () => storage.close?.() ?? Promise.resolve(),
+    ...(storage.purgeAbandoned
+      ? { purgeAbandoned: (prefix: string, olderThanMs: number) => storage.purgeAbandoned!(prefix, olderThanMs) }
+      : {}),
   };
 }

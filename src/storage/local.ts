@@ -6,6 +6,7 @@ import { Readable } from "node:stream";
 import { LifeboatError, isLifeboatError } from "../errors.js";
 import { TEMP_PREFIX, checkRange, compareKeys, validateKey, validatePrefix } from "./keys.js";
 import type {
+  AbandonedPurge,
   GetOptions,
   ObjectInfo,
   PutBody,
@@ -139,6 +140,34 @@ export class LocalStorage implements Storage {
       }
       dir = path.dirname(dir);
     }
+  }
+
+  async purgeAbandoned(prefix: string, olderThanMs: number): Promise<AbandonedPurge> {
+    const result = { count: 0, bytes: 0 };
+    const cutoff = Date.now() - olderThanMs;
+    const visit = async (dir: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        if (isMissing(error)) return;
+        throw ioError(error, "list", dir);
+      }
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await visit(full);
+        else if (entry.name.startsWith(TEMP_PREFIX)) {
+          const info = await fs.stat(full).catch(() => undefined);
+          if (info && info.mtimeMs < cutoff) {
+            await fs.rm(full, { force: true });
+            result.count++;
+            result.bytes += info.size;
+          }
+        }
+      }
+    };
+    await visit(path.join(this.root, ...validatePrefix(prefix).split("/").filter(Boolean)));
+    return result;
   }
 
   private pathOf(key: string): string {

@@ -141,5 +141,8 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     list,
     delete: (key) => retry("delete", key, () => storage.delete(key)),
     close: () => storage.close?.() ?? Promise.resolve(),
+    ...(storage.purgeAbandoned
+      ? { purgeAbandoned: (prefix: string, olderThanMs: number) => storage.purgeAbandoned!(prefix, olderThanMs) }
+      : {}),
   };
 }

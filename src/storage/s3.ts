@@ -6,6 +6,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
   UploadPartCopyCommand,
@@ -242,6 +243,35 @@ export class S3Storage implements Storage {
     const partSize = this.options.copyPartSize ?? MAX_COPY_SIZE;
     if (source.size > partSize) return this.copyInParts(params, source.size, partSize, what);
     await this.call("copy", what, (s3) => s3.send(new CopyObjectCommand(params)));
+  }
+
+  /** Aborts multipart uploads under `prefix` that a killed writer never completed or aborted. */
+  async purgeAbandoned(prefix: string, olderThanMs: number): Promise<{ count: number; bytes: number }> {
+    const cutoff = Date.now() - olderThanMs;
+    let count = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.call("list uploads", prefix, (s3) =>
+        s3.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.prefix + validatePrefix(prefix),
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        ),
+      );
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) >= cutoff) continue;
+        await this.abortMultipart(upload.Key, upload.UploadId);
+        count++;
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    // S3 does not say how many bytes the parts held without listing each upload's parts.
+    return { count, bytes: 0 };
   }
 
   async close(): Promise<void> {

@@ -30,6 +30,17 @@ export interface Storage {
 
   /** Releases sockets and file handles. */
   close?(): Promise<void>;
+
+  /**
+   * Removes what killed writers leave behind that `list` never shows (local temp files, S3
+   * multipart uploads never completed), when older than `olderThanMs`, under `prefix`.
+   */
+  purgeAbandoned?(prefix: string, olderThanMs: number): Promise<AbandonedPurge>;
+}
+
+export interface AbandonedPurge {
+  count: number;
+  bytes: number;
 }
 
 export interface StorageFeatures {

@@ -5,6 +5,9 @@ import { registerRepoCommands } from "./repo.js";
 import { registerBackupsCommands } from "./backups.js";
 import { registerVerifyCommand } from "./verify.js";
 import { registerFilesCommands } from "./files.js";
+import { registerDbCommands } from "./db.js";
+import { registerPruneCommand } from "./prune.js";
+import { registerDemoCommand } from "./demo.js";
 
 /** Every command, in the order `lifeboat --help` lists them. */
 export function registerCommands(program: Command): void {
@@ -12,10 +15,13 @@ export function registerCommands(program: Command): void {
     .command("backup")
     .description("take a backup (into every configured repository)");
   const restore = program.command("restore").description("restore from a backup");
+  registerDbCommands(backup, restore);
   registerFilesCommands(backup, restore, program);
   registerBackupsCommands(program);
   registerVerifyCommand(program);
+  registerPruneCommand(program);
   registerRepoCommands(program);
   registerKeyCommands(program);
   registerConfigCommands(program);
+  registerDemoCommand(program);
 }

@@ -1,8 +1,11 @@
 import type { Command } from "commander";
-import { EXIT, LifeboatError, toLifeboatError } from "../../errors.js";
+import "../../engine/db-verify.js";
+import { LifeboatError, formatErrorLine, toLifeboatError } from "../../errors.js";
 import { resolveBackup } from "../../engine/catalog.js";
+import { restoreTest, type RestoreTestResult } from "../../engine/restore-test.js";
 import { verifyBackup, type VerifyLevel, type VerifyReport } from "../../repository/verify.js";
 import type { Repository } from "../../repository/repository.js";
+import { appendRunQuietly } from "../../repository/history.js";
 import { action } from "../context.js";
 import { formatDuration } from "../output.js";
 import { collect } from "./repo.js";
@@ -14,6 +17,7 @@ interface VerifyOptions {
   noDecrypt?: boolean;
   decrypt?: boolean;
   identity?: string;
+  restoreTest?: boolean;
 }
 
 export function registerVerifyCommand(program: Command): void {
@@ -28,6 +32,10 @@ export function registerVerifyCommand(program: Command): void {
     .option("--quick", "only check that objects exist with the recorded sizes")
     .option("--no-decrypt", "check stored bytes only (needs no private key)")
     .option("-i, --identity <file>", "identity file (default: encryption.identityFile)")
+    .option(
+      "--restore-test",
+      "also restore db backups into a scratch database, validate, and drop it",
+    )
     .action(
       action(async (context, id: string | undefined, options: VerifyOptions) => {
         const repositories = await context.repositories(options.repo);
@@ -52,8 +60,50 @@ export function registerVerifyCommand(program: Command): void {
             "BACKUP_NOT_FOUND",
             `no backup ${options.all ? "" : (id ?? "")} to verify`.replace("  ", " "),
           );
+        const restoreTests: RestoreTestResult[] = [];
+        if (options.restoreTest) {
+          const { config } = await context.config();
+          for (const report of reports.filter((r) => r.ok)) {
+            const repository = repositories.find((r) => r.name === report.repository)!;
+            const { manifest } = await resolveBackup([repository], report.backupId);
+            if (manifest.kind !== "db") continue;
+            const result = await restoreTest(config, repository, manifest, identities);
+            restoreTests.push(result);
+            if (!result.ok) report.ok = false;
+            report.extra.push({
+              name: "restore test",
+              key: result.scratchDatabase,
+              ok: result.ok,
+              ...(result.ok ? {} : { code: "VALIDATION_FAILED" as const, problem: result.error?.message ?? "validation failed" }),
+            });
+          }
+        }
+        for (const report of reports) {
+          const repository = repositories.find((r) => r.name === report.repository);
+          if (!repository || report.level === "quick") continue;
+          await appendRunQuietly([repository], {
+            operation: "verify",
+            result: report.ok ? "ok" : "failed",
+            startedAt: new Date(Date.now() - report.durationMs),
+            backupId: report.backupId,
+            details: { level: report.level, failed: [...report.objects, ...report.extra].filter((o) => !o.ok).map((o) => o.name) },
+          });
+        }
+        const failed = reports.filter((r) => !r.ok);
+        const failure =
+          failed.length > 0
+            ? new LifeboatError(
+                "VERIFY_FAILED",
+                `${failed.length} of ${reports.length} backup(s) failed verification`,
+              )
+            : undefined;
+        const error = failure && {
+          code: failure.code,
+          message: failure.message,
+          hint: failure.hint,
+        };
         const c = context.out.color;
-        context.out.result({ ok: reports.every((r) => r.ok), reports }, () =>
+        context.out.result({ ok: !failure, ...(error ? { error } : {}), reports, restoreTests }, () =>
           reports.flatMap((r) => [
             `${r.ok ? c.green("ok  ") : c.red("FAIL")} ${r.backupId} in "${r.repository}" (${r.level}, ${formatDuration(r.durationMs)})`,
             ...[...r.objects, ...r.extra]
@@ -61,12 +111,9 @@ export function registerVerifyCommand(program: Command): void {
               .map((o) => `     ${o.name}: ${o.code}: ${o.problem}`),
           ]),
         );
-        const failed = reports.filter((r) => !r.ok);
-        if (failed.length > 0) {
-          context.out.note(
-            `error[VERIFY_FAILED]: ${failed.length} of ${reports.length} backup(s) failed verification — restore from another backup or repository`,
-          );
-          process.exitCode = EXIT.integrity;
+        if (failure) {
+          context.out.note(formatErrorLine(failure));
+          process.exitCode = failure.exitStatus;
         }
       }),
     );

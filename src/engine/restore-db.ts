@@ -1,0 +1,260 @@
+import { createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
+import { LifeboatError, toLifeboatError } from "../errors.js";
+import type { DatabaseConfig } from "../config/schema.js";
+import { withClient, type PgConnection } from "../postgres/connection.js";
+import { dumpTool } from "../postgres/dump.js";
+import {
+  createDatabase,
+  databaseExists,
+  dropDatabase,
+  existingRoles,
+  listArchive,
+  restoreFromFile,
+  restoreFromStream,
+  restoreGlobals,
+  rolesInGlobals,
+  rolesInToc,
+  type GlobalsResult,
+} from "../postgres/restore.js";
+import { collectTableStats, compareTableStats, type StatsComparison } from "../postgres/stats.js";
+import type { Manifest, ObjectRecord } from "../repository/format.js";
+import type { Repository } from "../repository/repository.js";
+import type { AgeIdentity } from "../stream/age/index.js";
+import { ProgressStage, type ProgressListener } from "../stream/progress.js";
+import { DUMP_OBJECT, GLOBALS_OBJECT, dbDetails } from "./database.js";
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  problem?: string;
+}
+
+export interface Validation {
+  ok: boolean;
+  tables: StatsComparison[];
+  checks: CheckResult[];
+}
+
+export interface RestoreIntoOptions {
+  repository: Repository;
+  manifest: Manifest;
+  identities: readonly AgeIdentity[];
+  /** Server to restore onto (the database field is ignored: `database` names the new one). */
+  target: PgConnection;
+  database: string;
+  jobs: number;
+  withGlobals: boolean;
+  checks: DatabaseConfig["checks"];
+  binDir?: string;
+  workDir?: string;
+  onProgress?: ProgressListener;
+  onNote?: (message: string) => void;
+}
+
+export interface RestoreIntoResult {
+  database: string;
+  ownership: "restored" | "skipped (roles missing on target)";
+  globals?: GlobalsResult;
+  validation: Validation;
+  restoreMs: number;
+}
+
+/**
+ * Restores a db backup into a database that must not exist yet, then validates it against the
+ * backup's recorded row counts, timestamps and the configured SQL checks. A database this
+ * function created is dropped again if the restore fails, so a failure leaves nothing behind;
+ * validation failures keep it for inspection (the caller decides what to do).
+ */
+export async function restoreIntoNewDatabase(
+  options: RestoreIntoOptions,
+): Promise<RestoreIntoResult> {
+  const dump = objectOf(options.manifest, DUMP_OBJECT);
+  const details = dbDetails(options.manifest.details);
+  const serverMajor = await withClient(
+    options.target,
+    async (client) => {
+      if (await databaseExists(client, options.database)) {
+        throw new LifeboatError(
+          "USAGE",
+          `database "${options.database}" already exists on ${options.target.host}:${options.target.port}`,
+          {
+            hint: "restore into a new name with --into <name>, or replace it with --in-place",
+          },
+        );
+      }
+      const version = await client.query<{ num: string }>(
+        "SELECT current_setting('server_version_num') AS num",
+      );
+      return Math.floor(Number(version.rows[0]!.num) / 10000);
+    },
+    "postgres",
+  );
+  const tools = {
+    pgRestore: dumpTool("pg_restore", Math.max(serverMajor, details.server.major), options.binDir),
+    psql: dumpTool("psql", serverMajor, options.binDir),
+  };
+
+  let globals: GlobalsResult | undefined;
+  const globalsRecord = options.manifest.objects.find((o) => o.name === GLOBALS_OBJECT);
+  const globalsSql = globalsRecord
+    ? await readText(options.repository, options.manifest, globalsRecord, options.identities)
+    : undefined;
+  if (options.withGlobals) {
+    if (globalsSql === undefined)
+      throw new LifeboatError(
+        "USAGE",
+        `backup ${options.manifest.id} has no globals (it was taken with globals: false)`,
+      );
+    globals = await restoreGlobals(options.target, globalsSql, tools.psql);
+    for (const warning of globals.warnings) options.onNote?.(`globals: ${warning}`);
+  }
+
+  // Owners come from the archive; grantees only from the globals (pg_restore does not list them).
+  const toc = await listArchive(
+    await options.repository.openObject(options.manifest, dump, {
+      identities: options.identities,
+      checkPlain: false,
+    }),
+    tools.pgRestore,
+  );
+  const needed = new Set([...rolesInToc(toc), ...(globalsSql ? rolesInGlobals(globalsSql) : [])]);
+  const present = await withClient(options.target, existingRoles, "postgres");
+  const missing = [...needed].filter((role) => !present.has(role));
+  if (missing.length > 0) {
+    options.onNote?.(
+      `roles ${missing.join(", ")} do not exist on the target: restoring without ownership and grants (use --with-globals to restore roles)`,
+    );
+  }
+
+  const started = Date.now();
+  await withClient(
+    options.target,
+    (client) => createDatabase(client, options.database),
+    "postgres",
+  );
+  try {
+    const restoreOptions = {
+      connection: options.target,
+      database: options.database,
+      pgRestore: tools.pgRestore,
+      jobs: options.jobs,
+      withoutOwnership: missing.length > 0,
+    };
+    const source = await options.repository.openObject(options.manifest, dump, {
+      identities: options.identities,
+    });
+    const counted = withProgress(source, options.onProgress);
+    if (options.jobs > 1) await restoreViaFile(counted, restoreOptions, options.workDir);
+    else await restoreFromStream(counted, restoreOptions);
+  } catch (error) {
+    await withClient(
+      options.target,
+      (client) => dropDatabase(client, options.database),
+      "postgres",
+    ).catch(() => undefined);
+    throw error;
+  }
+  const restoreMs = Date.now() - started;
+  const validation = await validateDatabase(
+    { ...options.target, database: options.database },
+    options.manifest,
+    options.checks,
+  );
+  return {
+    database: options.database,
+    ownership: missing.length > 0 ? "skipped (roles missing on target)" : "restored",
+    ...(globals ? { globals } : {}),
+    validation,
+    restoreMs,
+  };
+}
+
+/** Row counts and latest timestamps against the manifest, then the configured SQL checks. */
+export async function validateDatabase(
+  connection: PgConnection,
+  manifest: Manifest,
+  checks: DatabaseConfig["checks"],
+): Promise<Validation> {
+  const expected = dbDetails(manifest.details).tables ?? [];
+  return withClient(connection, async (client) => {
+    const actual = await collectTableStats(
+      client,
+      expected.map((t) =>
+        t.timestampColumn ? { table: t.table, timestampColumn: t.timestampColumn } : t.table,
+      ),
+    );
+    const tables = compareTableStats(expected, actual);
+    const results: CheckResult[] = [];
+    for (const check of checks) {
+      try {
+        const result = await client.query({ text: check.sql, rowMode: "array" });
+        const value = (result.rows[0] as unknown[] | undefined)?.[0];
+        const ok =
+          value === true ||
+          value === "t" ||
+          (typeof value === "number" && value !== 0) ||
+          (typeof value === "string" && /^[1-9]\d*$/.test(value));
+        results.push(
+          ok
+            ? { name: check.name, ok }
+            : { name: check.name, ok, problem: `returned ${JSON.stringify(value ?? null)}` },
+        );
+      } catch (error) {
+        results.push({ name: check.name, ok: false, problem: (error as Error).message });
+      }
+    }
+    return { ok: tables.every((t) => t.ok) && results.every((r) => r.ok), tables, checks: results };
+  });
+}
+
+async function restoreViaFile(
+  source: Readable,
+  options: Parameters<typeof restoreFromFile>[1],
+  workDir?: string,
+): Promise<void> {
+  // Parallel pg_restore needs a seekable archive; the plaintext lives here only for the restore.
+  const dir = await mkdtemp(path.join(workDir ?? tmpdir(), "lifeboat-restore-"));
+  try {
+    const file = path.join(dir, "dump.pgcustom");
+    await pipeline(source, createWriteStream(file, { mode: 0o600 }));
+    await restoreFromFile(file, options);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function withProgress(source: Readable, listener?: ProgressListener): Readable {
+  if (!listener) return source;
+  const stage = new ProgressStage(listener);
+  source.once("error", (error) => stage.destroy(error));
+  return source.pipe(stage);
+}
+
+export function objectOf(manifest: Manifest, name: string): ObjectRecord {
+  const record = manifest.objects.find((o) => o.name === name);
+  if (!record)
+    throw new LifeboatError("MANIFEST_CORRUPT", `backup ${manifest.id} has no object ${name}`);
+  return record;
+}
+
+async function readText(
+  repository: Repository,
+  manifest: Manifest,
+  record: ObjectRecord,
+  identities: readonly AgeIdentity[],
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await repository.openObject(manifest, record, { identities }))
+    chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export function failureOf(error: unknown): { code: string; message: string } {
+  const failure = toLifeboatError(error);
+  return { code: failure.code, message: failure.message };
+}
