@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import { LifeboatError, toLifeboatError } from "../errors.js";
 import type { DatabaseConfig, LifeboatConfig } from "../config/schema.js";
 import { connectionFromConfig, type PgConnection } from "../postgres/connection.js";
+import { dumpDirectory } from "../postgres/dump-directory.js";
 import {
   dumpGlobals,
   dumpTool,
@@ -19,10 +20,12 @@ import { encodingFromConfig } from "./files.js";
 export const DB_KIND = "db";
 export const DUMP_OBJECT = "dump.pgcustom";
 export const GLOBALS_OBJECT = "globals.sql";
+/** Objects of a directory-format dump are `dump/<file>` (toc.dat, <id>.dat, blobs...). */
+export const DIRECTORY_PREFIX = "dump/";
 
 /** What a db backup's manifest carries in `details` (read back by restore and verify). */
 export interface DbBackupDetails extends SnapshotFacts {
-  format: "custom";
+  format: "custom" | "directory";
   connection: { host: string; port: number; user: string };
   tools: { pgDump: string; pgDumpall?: string };
   globals: { included: boolean; withoutRolePasswords?: boolean };
@@ -91,16 +94,34 @@ export async function backupDatabase(
         const snapshot = await openDumpSnapshot(connection, database.keyTables);
         try {
           const pgDump = dumpTool("pg_dump", snapshot.facts.server.major, database.binDir);
-          const dump = streamCustomDump({ connection, snapshot: snapshot.id, pgDump });
-          const counted = options.onProgress
-            ? dump.output.pipe(new ProgressStage(options.onProgress))
-            : dump.output;
-          if (options.onProgress) dump.output.once("error", (error) => counted.destroy(error));
           const dumpStarted = Date.now();
-          const record = await session.addObject(DUMP_OBJECT, counted, {
-            role: "dump",
-            contentType: "application/x-pg-dump-custom",
-          });
+          let dumpBytes = 0;
+          if (database.format === "directory") {
+            await dumpDirectory({
+              connection,
+              snapshot: snapshot.id,
+              pgDump,
+              jobs: database.jobs,
+              onFile: async (file, open) => {
+                const record = await session.addObject(`${DIRECTORY_PREFIX}${file}`, open(), {
+                  role: "dump-file",
+                });
+                dumpBytes += record.plain.bytes;
+                options.onProgress?.(dumpBytes, false);
+              },
+            });
+          } else {
+            const dump = streamCustomDump({ connection, snapshot: snapshot.id, pgDump });
+            const counted = options.onProgress
+              ? dump.output.pipe(new ProgressStage(options.onProgress))
+              : dump.output;
+            if (options.onProgress) dump.output.once("error", (error) => counted.destroy(error));
+            const record = await session.addObject(DUMP_OBJECT, counted, {
+              role: "dump",
+              contentType: "application/x-pg-dump-custom",
+            });
+            dumpBytes = record.plain.bytes;
+          }
           const seconds = Math.max(0.001, (Date.now() - dumpStarted) / 1000);
           let globals: DbBackupDetails["globals"] = { included: false };
           let pgDumpallVersion: string | undefined;
@@ -116,14 +137,14 @@ export async function backupDatabase(
           }
           const details: DbBackupDetails = {
             ...snapshot.facts,
-            format: "custom",
+            format: database.format,
             connection: { host: connection.host, port: connection.port, user: connection.user },
             tools: {
               pgDump: await toolVersion(pgDump),
               ...(pgDumpallVersion ? { pgDumpall: pgDumpallVersion } : {}),
             },
             globals,
-            throughputBytesPerSecond: Math.round(record.plain.bytes / seconds),
+            throughputBytesPerSecond: Math.round(dumpBytes / seconds),
           };
           return details as unknown as Record<string, unknown>;
         } finally {

@@ -1,6 +1,6 @@
 import { LifeboatError, toLifeboatError } from "../errors.js";
 import { dumpTool } from "../postgres/dump.js";
-import { listArchive } from "../postgres/restore.js";
+import { archiveToc, isDirectoryArchive } from "./db-archive.js";
 import { registerKindVerifier, type ObjectCheck } from "../repository/verify.js";
 import { DB_KIND, DUMP_OBJECT, GLOBALS_OBJECT, dbDetails } from "./database.js";
 
@@ -11,7 +11,11 @@ import { DB_KIND, DUMP_OBJECT, GLOBALS_OBJECT, dbDetails } from "./database.js";
 registerKindVerifier(DB_KIND, async ({ repository, manifest, identities }) => {
   const checks: ObjectCheck[] = [];
   const details = dbDetails(manifest.details);
-  const dump = manifest.objects.find((o) => o.name === DUMP_OBJECT);
+  const dump =
+    manifest.objects.find((o) => o.name === DUMP_OBJECT) ??
+    (isDirectoryArchive(manifest)
+      ? manifest.objects.find((o) => o.name === "dump/toc.dat")
+      : undefined);
   if (!dump)
     return [
       {
@@ -24,10 +28,7 @@ registerKindVerifier(DB_KIND, async ({ repository, manifest, identities }) => {
     ];
   try {
     const pgRestore = dumpTool("pg_restore", details.server?.major ?? 0);
-    const toc = await listArchive(
-      await repository.openObject(manifest, dump, { identities, checkPlain: false }),
-      pgRestore,
-    );
+    const toc = await archiveToc({ repository, manifest, identities }, pgRestore);
     const entries = toc.split("\n").filter((line) => /^\d+;/.test(line));
     const missing = (details.tables ?? [])
       .filter((t) => t.exists)

@@ -1,9 +1,3 @@
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { pipeline } from "node:stream/promises";
-import type { Readable } from "node:stream";
 import { LifeboatError, toLifeboatError } from "../errors.js";
 import type { DatabaseConfig } from "../config/schema.js";
 import { withClient, type PgConnection } from "../postgres/connection.js";
@@ -13,9 +7,6 @@ import {
   databaseExists,
   dropDatabase,
   existingRoles,
-  listArchive,
-  restoreFromFile,
-  restoreFromStream,
   restoreGlobals,
   rolesInGlobals,
   rolesInToc,
@@ -25,8 +16,9 @@ import { collectTableStats, compareTableStats, type StatsComparison } from "../p
 import type { Manifest, ObjectRecord } from "../repository/format.js";
 import type { Repository } from "../repository/repository.js";
 import type { AgeIdentity } from "../stream/age/index.js";
-import { ProgressStage, type ProgressListener } from "../stream/progress.js";
-import { DUMP_OBJECT, GLOBALS_OBJECT, dbDetails } from "./database.js";
+import type { ProgressListener } from "../stream/progress.js";
+import { GLOBALS_OBJECT, dbDetails } from "./database.js";
+import { archiveToc, restoreArchive } from "./db-archive.js";
 
 export interface CheckResult {
   name: string;
@@ -73,7 +65,6 @@ export interface RestoreIntoResult {
 export async function restoreIntoNewDatabase(
   options: RestoreIntoOptions,
 ): Promise<RestoreIntoResult> {
-  const dump = objectOf(options.manifest, DUMP_OBJECT);
   const details = dbDetails(options.manifest.details);
   const serverMajor = await withClient(
     options.target,
@@ -115,13 +106,13 @@ export async function restoreIntoNewDatabase(
   }
 
   // Owners come from the archive; grantees only from the globals (pg_restore does not list them).
-  const toc = await listArchive(
-    await options.repository.openObject(options.manifest, dump, {
-      identities: options.identities,
-      checkPlain: false,
-    }),
-    tools.pgRestore,
-  );
+  const archive = {
+    repository: options.repository,
+    manifest: options.manifest,
+    identities: options.identities,
+    ...(options.workDir ? { workDir: options.workDir } : {}),
+  };
+  const toc = await archiveToc(archive, tools.pgRestore);
   const needed = new Set([...rolesInToc(toc), ...(globalsSql ? rolesInGlobals(globalsSql) : [])]);
   const present = await withClient(options.target, existingRoles, "postgres");
   const missing = [...needed].filter((role) => !present.has(role));
@@ -145,12 +136,7 @@ export async function restoreIntoNewDatabase(
       jobs: options.jobs,
       withoutOwnership: missing.length > 0,
     };
-    const source = await options.repository.openObject(options.manifest, dump, {
-      identities: options.identities,
-    });
-    const counted = withProgress(source, options.onProgress);
-    if (options.jobs > 1) await restoreViaFile(counted, restoreOptions, options.workDir);
-    else await restoreFromStream(counted, restoreOptions);
+    await restoreArchive(archive, restoreOptions, options.onProgress);
   } catch (error) {
     await withClient(
       options.target,
@@ -210,29 +196,6 @@ export async function validateDatabase(
     }
     return { ok: tables.every((t) => t.ok) && results.every((r) => r.ok), tables, checks: results };
   });
-}
-
-async function restoreViaFile(
-  source: Readable,
-  options: Parameters<typeof restoreFromFile>[1],
-  workDir?: string,
-): Promise<void> {
-  // Parallel pg_restore needs a seekable archive; the plaintext lives here only for the restore.
-  const dir = await mkdtemp(path.join(workDir ?? tmpdir(), "lifeboat-restore-"));
-  try {
-    const file = path.join(dir, "dump.pgcustom");
-    await pipeline(source, createWriteStream(file, { mode: 0o600 }));
-    await restoreFromFile(file, options);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function withProgress(source: Readable, listener?: ProgressListener): Readable {
-  if (!listener) return source;
-  const stage = new ProgressStage(listener);
-  source.once("error", (error) => stage.destroy(error));
-  return source.pipe(stage);
 }
 
 export function objectOf(manifest: Manifest, name: string): ObjectRecord {

@@ -16,10 +16,17 @@ export interface Run {
 }
 
 /** Runs the built CLI in `cwd` with a controlled environment (no colours, no inherited PG*). */
-export function lifeboat(cwd: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (npm test does it first)`);
+export function lifeboat(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  input?: string,
+): Promise<Run> {
+  if (!existsSync(BIN))
+    throw new Error(`${BIN} is missing: run \`npm run build\` (npm test does it first)`);
   const base: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("PG")) base[key] = value;
+  for (const [key, value] of Object.entries(process.env))
+    if (!key.startsWith("PG")) base[key] = value;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd,
@@ -32,14 +39,21 @@ export function lifeboat(cwd: string, args: string[], env: Record<string, string
     child.stderr!.on("data", (c: Buffer) => err.push(c));
     child.once("error", reject);
     child.once("close", (code, signal) =>
-      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      }),
     );
     if (input !== undefined) child.stdin!.end(input);
   });
 }
 
 /** A workspace with a fresh identity; returns its dir and recipient. */
-export async function workspace(prefix = "lifeboat-ws-"): Promise<{ dir: string; recipient: string; identityFile: string }> {
+export async function workspace(
+  prefix = "lifeboat-ws-",
+): Promise<{ dir: string; recipient: string; identityFile: string }> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));
   const identityFile = path.join(dir, "identity.txt");
   const run = await lifeboat(dir, ["key", "generate", "--out", identityFile]);
@@ -55,6 +69,7 @@ export async function writeConfig(dir: string, yaml: string): Promise<string> {
 
 /** Asserts a command succeeded, with its output in the failure message. */
 export function ok(run: Run): Run {
-  if (run.code !== 0) throw new Error(`lifeboat exited ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+  if (run.code !== 0)
+    throw new Error(`lifeboat exited ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
   return run;
 }

@@ -19,7 +19,10 @@ describe("retention plans", () => {
   });
 
   it("never removes the newest backup, even when everything is older than the window", () => {
-    const old = daily(10).map((c) => ({ ...c, time: new Date(c.time.getTime() - 400 * 86_400_000) }));
+    const old = daily(10).map((c) => ({
+      ...c,
+      time: new Date(c.time.getTime() - 400 * 86_400_000),
+    }));
     const plan = planRetention(old, { keepDays: 30 }, now);
     expect(plan.keep.map((d) => d.id)).toEqual(["d000"]);
   });
@@ -38,7 +41,11 @@ describe("retention plans", () => {
   });
 
   it("grandfather-father-son keeps the newest of each day, week, month and year", () => {
-    const plan = planRetention(daily(400), { keepDays: 0, daily: 7, weekly: 4, monthly: 12, yearly: 3 }, now);
+    const plan = planRetention(
+      daily(400),
+      { keepDays: 0, daily: 7, weekly: 4, monthly: 12, yearly: 3 },
+      now,
+    );
     const kept = new Set(plan.keep.map((d) => d.id));
     for (let i = 0; i < 7; i++) expect(kept.has(`d${String(i).padStart(3, "0")}`)).toBe(true);
     const monthly = plan.keep.filter((d) => d.reasons.some((r) => r.startsWith("monthly")));
@@ -51,10 +58,16 @@ describe("retention plans", () => {
   });
 
   it("applies per kind and source: file backups never crowd out database backups", () => {
-    const candidates = [...daily(5, "db", "app"), ...daily(50, "files", "secrets").map((c) => ({ ...c, id: `f${c.id}` }))];
+    const candidates = [
+      ...daily(5, "db", "app"),
+      ...daily(50, "files", "secrets").map((c) => ({ ...c, id: `f${c.id}` })),
+    ];
     const plan = planRetention(candidates, { keepDays: 0, keepLast: 2 }, now);
     expect(plan.keep.filter((d) => d.kind === "db").map((d) => d.id)).toEqual(["d000", "d001"]);
-    expect(plan.keep.filter((d) => d.kind === "files").map((d) => d.id)).toEqual(["fd000", "fd001"]);
+    expect(plan.keep.filter((d) => d.kind === "files").map((d) => d.id)).toEqual([
+      "fd000",
+      "fd001",
+    ]);
   });
 
   it("computes ISO weeks", () => {
