@@ -294,6 +294,54 @@ describe("in-place restore", () => {
     ).toBe("0");
   });
 
+  it("runs the stop and start hooks around the swap, then the smoke checks", async () => {
+    const { createServer } = await import("node:http");
+    const { readFile } = await import("node:fs/promises");
+    const server = createServer((_req, res) => res.writeHead(204).end());
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as { port: number }).port;
+    const log = path.join(ws.dir, "hooks.log");
+    await writeConfig(
+      ws.dir,
+      `${config(source().port)}application:
+  stopCommand: "echo stopped >> ${log}"
+  startCommand: "echo started >> ${log}"
+  smokeChecks: [{ url: "http://127.0.0.1:${port}/health" }]
+`,
+    );
+    try {
+      const report = JSON.parse(
+        ok(
+          await run([
+            "--json",
+            "restore",
+            "db",
+            "latest",
+            "--in-place",
+            "--yes",
+            "--repo",
+            "local",
+          ]),
+        ).stdout,
+      ) as {
+        ok: boolean;
+        hooks: { name: string; ok: boolean }[];
+      };
+      expect(report.hooks.map((h) => `${h.name}:${h.ok}`)).toEqual([
+        "stop application:true",
+        "start application:true",
+        `GET http://127.0.0.1:${port}/health:true`,
+      ]);
+      expect((await readFile(log, "utf8")).split("\n").filter(Boolean)).toEqual([
+        "stopped",
+        "started",
+      ]);
+    } finally {
+      server.close();
+      await writeConfig(ws.dir, config(source().port));
+    }
+  });
+
   it("a corrupted backup fails the restore, leaves the live database intact and names the emergency backup", async () => {
     const id = JSON.parse(ok(await run(["--json", "backup", "db", "--repo", "local"])).stdout)
       .id as string;
