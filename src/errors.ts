@@ -174,6 +174,10 @@ export const ERROR_TABLE = {
     hint: "PostgreSQL stopped recovery; the server log lines above say why",
   },
   ABORTED: { exit: EXIT.failure, hint: "nothing was changed" },
+  NOTIFY_FAILED: {
+    exit: EXIT.failure,
+    hint: "check the channel's URL or SMTP settings; the run itself is unaffected",
+  },
   INTERNAL: {
     exit: EXIT.internal,
     hint: "this is a bug in lifeboat; please report it with --verbose output",

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { LifeboatError } from "../errors.js";
+import { LifeboatError, toLifeboatError } from "../errors.js";
+import { notify } from "../notify/alerts.js";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { openRepositories, loadIdentities } from "../engine/repositories.js";
 import type { Repository } from "../repository/repository.js";
@@ -63,12 +64,77 @@ export function globalsOf(command: Command): GlobalOptions {
 }
 
 /** Wraps a command action: builds the context; errors go to the single top-level handler. */
+export interface ActionOptions {
+  /**
+   * Alert on this run's outcome (backup, restore, verify): a failure (thrown, or a non-zero exit
+   * code), and a recovery or success summary per `notifications.notifyOn`.
+   */
+  notify?: string;
+}
+
 export function action<A extends unknown[]>(
   handler: (context: Context, ...args: A) => Promise<void>,
+  options: ActionOptions = {},
 ): (...args: unknown[]) => Promise<void> {
   return async (...args: unknown[]) => {
     const command = args[args.length - 1] as Command;
     const context = new Context(globalsOf(command));
-    await handler(context, ...(args.slice(0, -1) as A));
+    const handlerArgs = args.slice(0, -1) as A;
+    if (!options.notify) {
+      await handler(context, ...handlerArgs);
+      return;
+    }
+    const subject = [
+      command.parent?.name(),
+      command.name(),
+      ...handlerArgs.filter((a) => typeof a === "string"),
+    ]
+      .filter((part) => part && part !== "lifeboat")
+      .join(" ");
+    try {
+      await handler(context, ...handlerArgs);
+    } catch (error) {
+      await alertRun(context, options.notify, subject, toLifeboatError(error));
+      throw error;
+    }
+    const failed = typeof process.exitCode === "number" && process.exitCode !== 0;
+    await alertRun(
+      context,
+      options.notify,
+      subject,
+      failed
+        ? new LifeboatError("ABORTED", `finished with exit status ${process.exitCode}`, {
+            hint: "see the command's output for what failed",
+          })
+        : undefined,
+    );
   };
+}
+
+/** Alerting never changes the outcome of the run it reports on. */
+async function alertRun(
+  context: Context,
+  source: string,
+  subject: string,
+  failure: LifeboatError | undefined,
+): Promise<void> {
+  try {
+    const { config } = await context.config();
+    if (config.notifications.channels.length === 0) return;
+    const result = await notify(config, [
+      {
+        key: `run:${subject}`,
+        source,
+        status: failure ? "fail" : "ok",
+        title: `lifeboat ${subject} ${failure ? "failed" : "succeeded"}`,
+        subject,
+        message: failure ? `${failure.code}: ${failure.message}` : "completed successfully",
+        ...(failure ? { hint: failure.hint } : {}),
+      },
+    ]);
+    for (const problem of result.channelErrors)
+      context.out.warn(`alert via ${problem.channel} failed: ${problem.message}`);
+  } catch (error) {
+    context.out.warn(`could not send alerts: ${toLifeboatError(error).message}`);
+  }
 }

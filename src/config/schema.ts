@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { duration } from "./duration.js";
+import { monitoringSchema, notificationsSchema } from "./monitoring-schema.js";
 
 /**
  * The one configuration schema. Types, defaults and descriptions live here only: the JSON Schema
@@ -6,13 +8,7 @@ import { z } from "zod";
  * fails when they drift. Objects are strict so a misspelt key is an error, not a silent default.
  */
 
-export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)$/;
-
-const duration = (what: string) =>
-  z
-    .string()
-    .regex(DURATION_PATTERN, { message: "expected a duration such as 90s, 15m, 4h, 30d, 7y" })
-    .describe(`${what} (a duration: a number followed by ms, s, m, h, d, w or y)`);
+export { DURATION_PATTERN, durationSeconds } from "./duration.js";
 
 const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
 const name = z.string().regex(NAME_PATTERN, {
@@ -449,6 +445,8 @@ export const configSchema = z
     retention: retention.prefault({}),
     wal: wal.optional(),
     application: application.prefault({}),
+    monitoring: monitoringSchema.prefault({}),
+    notifications: notificationsSchema.prefault({}),
   })
   .refine((c) => !c.wal || c.wal.database in c.databases, {
     message: "must name a database defined under `databases:`",
@@ -466,20 +464,3 @@ export type DatabaseConfig = z.output<typeof database>;
 export type RetentionConfig = z.output<typeof retention>;
 export type WalConfig = z.output<typeof wal>;
 export type BucketConfig = z.output<typeof bucket>;
-
-const UNIT_SECONDS: Record<string, number> = {
-  ms: 0.001,
-  s: 1,
-  m: 60,
-  h: 3600,
-  d: 86_400,
-  w: 604_800,
-  y: 31_557_600,
-};
-
-/** Seconds in a duration string that already passed the schema. */
-export function durationSeconds(text: string): number {
-  const match = DURATION_PATTERN.exec(text.trim());
-  if (!match) throw new Error(`not a duration: ${text}`);
-  return Number(match[1]) * (UNIT_SECONDS[match[2] ?? "s"] ?? 1);
-}

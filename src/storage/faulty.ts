@@ -114,7 +114,9 @@ export class FaultyStorage implements Storage {
   }
 
   purgeAbandoned(prefix: string, olderThanMs: number) {
-    return this.inner.purgeAbandoned?.(prefix, olderThanMs) ?? Promise.resolve({ count: 0, bytes: 0 });
+    return (
+      this.inner.purgeAbandoned?.(prefix, olderThanMs) ?? Promise.resolve({ count: 0, bytes: 0 })
+    );
   }
 
   close(): Promise<void> {

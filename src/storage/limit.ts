@@ -92,7 +92,10 @@ export function withConcurrencyLimit(storage: Storage, n: number = DEFAULT_CONCU
     delete: (key) => limited(() => storage.delete(key)),
     close: () => storage.close?.() ?? Promise.resolve(),
     ...(storage.purgeAbandoned
-      ? { purgeAbandoned: (prefix: string, olderThanMs: number) => storage.purgeAbandoned!(prefix, olderThanMs) }
+      ? {
+          purgeAbandoned: (prefix: string, olderThanMs: number) =>
+            storage.purgeAbandoned!(prefix, olderThanMs),
+        }
       : {}),
   };
 }

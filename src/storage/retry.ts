@@ -142,7 +142,10 @@ export function withRetry(storage: Storage, options: RetryOptions = {}): Storage
     delete: (key) => retry("delete", key, () => storage.delete(key)),
     close: () => storage.close?.() ?? Promise.resolve(),
     ...(storage.purgeAbandoned
-      ? { purgeAbandoned: (prefix: string, olderThanMs: number) => storage.purgeAbandoned!(prefix, olderThanMs) }
+      ? {
+          purgeAbandoned: (prefix: string, olderThanMs: number) =>
+            storage.purgeAbandoned!(prefix, olderThanMs),
+        }
       : {}),
   };
 }

@@ -246,7 +246,10 @@ export class S3Storage implements Storage {
   }
 
   /** Aborts multipart uploads under `prefix` that a killed writer never completed or aborted. */
-  async purgeAbandoned(prefix: string, olderThanMs: number): Promise<{ count: number; bytes: number }> {
+  async purgeAbandoned(
+    prefix: string,
+    olderThanMs: number,
+  ): Promise<{ count: number; bytes: number }> {
     const cutoff = Date.now() - olderThanMs;
     let count = 0;
     let keyMarker: string | undefined;
@@ -263,7 +266,8 @@ export class S3Storage implements Storage {
         ),
       );
       for (const upload of page.Uploads ?? []) {
-        if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) >= cutoff) continue;
+        if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) >= cutoff)
+          continue;
         await this.abortMultipart(upload.Key, upload.UploadId);
         count++;
       }

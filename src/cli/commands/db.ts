@@ -32,6 +32,7 @@ export function registerDbCommands(backup: Command, restore: Command): void {
           });
           reportBackup(context, committed, failures);
         },
+        { notify: "backup" },
       ),
     );
 

@@ -38,6 +38,7 @@ export function registerFilesCommands(backup: Command, restore: Command, program
           });
           reportBackup(context, committed, failures);
         },
+        { notify: "backup" },
       ),
     );
 

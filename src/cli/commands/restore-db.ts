@@ -60,7 +60,7 @@ export function registerRestoreDb(restore: Command): void {
     )
     .option("-i, --identity <file>", "identity file (default: encryption.identityFile)")
     .option("-r, --repo <name>", "only look in this repository (repeatable)", collect, [])
-    .action(action(runRestoreDb));
+    .action(action(runRestoreDb, { notify: "restore" }));
 }
 
 async function runRestoreDb(

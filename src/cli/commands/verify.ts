@@ -37,85 +37,100 @@ export function registerVerifyCommand(program: Command): void {
       "also restore db backups into a scratch database, validate, and drop it",
     )
     .action(
-      action(async (context, id: string | undefined, options: VerifyOptions) => {
-        const repositories = await context.repositories(options.repo);
-        const level: VerifyLevel = options.quick
-          ? "quick"
-          : options.decrypt === false
-            ? "stored"
-            : "full";
-        const identities = level === "full" ? await context.identities(options.identity) : [];
-        const reports: VerifyReport[] = [];
-        for (const repository of repositories) {
-          for (const backupId of await selectIds(
-            repository,
-            options.all ? "all" : (id ?? "latest"),
-          )) {
-            const report = await verifyOne(repository, backupId, level, identities);
-            if (report) reports.push(report);
+      action(
+        async (context, id: string | undefined, options: VerifyOptions) => {
+          const repositories = await context.repositories(options.repo);
+          const level: VerifyLevel = options.quick
+            ? "quick"
+            : options.decrypt === false
+              ? "stored"
+              : "full";
+          const identities = level === "full" ? await context.identities(options.identity) : [];
+          const reports: VerifyReport[] = [];
+          for (const repository of repositories) {
+            for (const backupId of await selectIds(
+              repository,
+              options.all ? "all" : (id ?? "latest"),
+            )) {
+              const report = await verifyOne(repository, backupId, level, identities);
+              if (report) reports.push(report);
+            }
           }
-        }
-        if (reports.length === 0)
-          throw new LifeboatError(
-            "BACKUP_NOT_FOUND",
-            `no backup ${options.all ? "" : (id ?? "")} to verify`.replace("  ", " "),
-          );
-        const restoreTests: RestoreTestResult[] = [];
-        if (options.restoreTest) {
-          const { config } = await context.config();
-          for (const report of reports.filter((r) => r.ok)) {
-            const repository = repositories.find((r) => r.name === report.repository)!;
-            const { manifest } = await resolveBackup([repository], report.backupId);
-            if (manifest.kind !== "db") continue;
-            const result = await restoreTest(config, repository, manifest, identities);
-            restoreTests.push(result);
-            if (!result.ok) report.ok = false;
-            report.extra.push({
-              name: "restore test",
-              key: result.scratchDatabase,
-              ok: result.ok,
-              ...(result.ok ? {} : { code: "VALIDATION_FAILED" as const, problem: result.error?.message ?? "validation failed" }),
+          if (reports.length === 0)
+            throw new LifeboatError(
+              "BACKUP_NOT_FOUND",
+              `no backup ${options.all ? "" : (id ?? "")} to verify`.replace("  ", " "),
+            );
+          const restoreTests: RestoreTestResult[] = [];
+          if (options.restoreTest) {
+            const { config } = await context.config();
+            for (const report of reports.filter((r) => r.ok)) {
+              const repository = repositories.find((r) => r.name === report.repository)!;
+              const { manifest } = await resolveBackup([repository], report.backupId);
+              if (manifest.kind !== "db") continue;
+              const result = await restoreTest(config, repository, manifest, identities);
+              restoreTests.push(result);
+              if (!result.ok) report.ok = false;
+              report.extra.push({
+                name: "restore test",
+                key: result.scratchDatabase,
+                ok: result.ok,
+                ...(result.ok
+                  ? {}
+                  : {
+                      code: "VALIDATION_FAILED" as const,
+                      problem: result.error?.message ?? "validation failed",
+                    }),
+              });
+            }
+          }
+          for (const report of reports) {
+            const repository = repositories.find((r) => r.name === report.repository);
+            if (!repository || report.level === "quick") continue;
+            await appendRunQuietly([repository], {
+              operation: "verify",
+              result: report.ok ? "ok" : "failed",
+              startedAt: new Date(Date.now() - report.durationMs),
+              backupId: report.backupId,
+              details: {
+                level: report.level,
+                failed: [...report.objects, ...report.extra]
+                  .filter((o) => !o.ok)
+                  .map((o) => o.name),
+              },
             });
           }
-        }
-        for (const report of reports) {
-          const repository = repositories.find((r) => r.name === report.repository);
-          if (!repository || report.level === "quick") continue;
-          await appendRunQuietly([repository], {
-            operation: "verify",
-            result: report.ok ? "ok" : "failed",
-            startedAt: new Date(Date.now() - report.durationMs),
-            backupId: report.backupId,
-            details: { level: report.level, failed: [...report.objects, ...report.extra].filter((o) => !o.ok).map((o) => o.name) },
-          });
-        }
-        const failed = reports.filter((r) => !r.ok);
-        const failure =
-          failed.length > 0
-            ? new LifeboatError(
-                "VERIFY_FAILED",
-                `${failed.length} of ${reports.length} backup(s) failed verification`,
-              )
-            : undefined;
-        const error = failure && {
-          code: failure.code,
-          message: failure.message,
-          hint: failure.hint,
-        };
-        const c = context.out.color;
-        context.out.result({ ok: !failure, ...(error ? { error } : {}), reports, restoreTests }, () =>
-          reports.flatMap((r) => [
-            `${r.ok ? c.green("ok  ") : c.red("FAIL")} ${r.backupId} in "${r.repository}" (${r.level}, ${formatDuration(r.durationMs)})`,
-            ...[...r.objects, ...r.extra]
-              .filter((o) => !o.ok)
-              .map((o) => `     ${o.name}: ${o.code}: ${o.problem}`),
-          ]),
-        );
-        if (failure) {
-          context.out.note(formatErrorLine(failure));
-          process.exitCode = failure.exitStatus;
-        }
-      }),
+          const failed = reports.filter((r) => !r.ok);
+          const failure =
+            failed.length > 0
+              ? new LifeboatError(
+                  "VERIFY_FAILED",
+                  `${failed.length} of ${reports.length} backup(s) failed verification`,
+                )
+              : undefined;
+          const error = failure && {
+            code: failure.code,
+            message: failure.message,
+            hint: failure.hint,
+          };
+          const c = context.out.color;
+          context.out.result(
+            { ok: !failure, ...(error ? { error } : {}), reports, restoreTests },
+            () =>
+              reports.flatMap((r) => [
+                `${r.ok ? c.green("ok  ") : c.red("FAIL")} ${r.backupId} in "${r.repository}" (${r.level}, ${formatDuration(r.durationMs)})`,
+                ...[...r.objects, ...r.extra]
+                  .filter((o) => !o.ok)
+                  .map((o) => `     ${o.name}: ${o.code}: ${o.problem}`),
+              ]),
+          );
+          if (failure) {
+            context.out.note(formatErrorLine(failure));
+            process.exitCode = failure.exitStatus;
+          }
+        },
+        { notify: "verify" },
+      ),
     );
 }
 
