@@ -50,10 +50,12 @@ export function renderCliReference(): string {
     ...renderExitCodes(),
     ...renderJsonOutput(),
   ];
-  return `${lines
+  // No trailing spaces (a command without a description), one blank line between blocks.
+  const joined = lines
     .join("\n")
-    .replace(/\n{3,}/g, "\n\n")
-    .trimEnd()}\n`;
+    .replace(/[ \t]+$/gm, "")
+    .replace(/\n{3,}/g, "\n\n");
+  return `${joined.trimEnd()}\n`;
 }
 
 function renderCommand(command: Command): string[] {

@@ -67,7 +67,28 @@ export function parseConfigText(
       data: { file, problems },
     });
   }
-  return result.data;
+  return resolvePaths(result.data, path.dirname(path.resolve(file)));
+}
+
+/**
+ * Relative paths in the file mean "relative to the file", not to wherever lifeboat happens to be
+ * started (cron and systemd start it in / or $HOME).
+ */
+function resolvePaths(config: LifeboatConfig, base: string): LifeboatConfig {
+  const at = (p: string) => (path.isAbsolute(p) ? p : path.resolve(base, p));
+  for (const repository of Object.values(config.repositories)) {
+    if (repository.type === "local") repository.path = at(repository.path);
+  }
+  if (config.encryption.identityFile)
+    config.encryption.identityFile = at(config.encryption.identityFile);
+  for (const database of Object.values(config.databases)) {
+    if (database.passwordFile) database.passwordFile = at(database.passwordFile);
+    if (database.binDir) database.binDir = at(database.binDir);
+  }
+  if (config.wal?.spoolDir) config.wal.spoolDir = at(config.wal.spoolDir);
+  if (config.notifications.stateFile)
+    config.notifications.stateFile = at(config.notifications.stateFile);
+  return config;
 }
 
 function parseYaml(text: string, file: string): unknown {

@@ -146,6 +146,15 @@ const compression = z
       .max(19)
       .optional()
       .describe("Compression level (zstd 1-19, gzip 1-9)."),
+    threads: z
+      .number()
+      .int()
+      .min(0)
+      .max(16)
+      .default(1)
+      .describe(
+        "zstd worker threads besides the main one (0: compress on the main thread). One worker lets compression overlap hashing and encryption; each adds ~35 MiB.",
+      ),
   })
   .describe("Compression applied before encryption.");
 

@@ -3,6 +3,7 @@ import { runChecks } from "../checks/registry.js";
 import { walCheck } from "../checks/wal.js";
 import { worst, type CheckResult, type CheckStatus } from "../checks/types.js";
 import { notify, type NotifyResult } from "../notify/alerts.js";
+import type { ChannelProblem } from "../notify/channel-config.js";
 import { appendRunQuietly } from "../repository/history.js";
 import type { AgeIdentity } from "../stream/age/index.js";
 import { LifeboatError, toLifeboatError } from "../errors.js";
@@ -47,16 +48,19 @@ export async function runCheck(
     now?: Date;
     /** Force a WAL segment switch and wait this long for it to arrive. */
     walSwitchTimeoutMs?: number;
+    /** Alert channels left out of the configuration; reported whatever checks are selected. */
+    channelProblems?: ChannelProblem[];
   },
 ): Promise<CheckRun> {
   const started = new Date();
+  const now = options.now ?? started;
   const { repositories, unreachable } = await openForChecks(config, options.repositories ?? []);
   const results = await runChecks(
     {
       config,
       repositories,
       unreachable,
-      now: options.now ?? new Date(),
+      now,
       deep: Boolean(options.deep),
       identities: options.identities ?? [],
     },
@@ -65,6 +69,18 @@ export async function runCheck(
   );
   if (results.length === 0)
     throw new LifeboatError("USAGE", `no check matches ${(options.only ?? []).join(", ")}`);
+  results.unshift(
+    ...(options.channelProblems ?? []).map(
+      (problem): CheckResult => ({
+        id: "config.notifications",
+        title: "alert channels usable",
+        subject: problem.channel,
+        status: "fail",
+        message: `${problem.message}; this alert channel is skipped`,
+        hint: "fix the channel in the configuration (`lifeboat config validate` lists every problem)",
+      }),
+    ),
+  );
   const status = worst(results);
   await appendRunQuietly(repositories, {
     operation: "check",
@@ -93,6 +109,7 @@ export async function runCheck(
         message: r.message,
         ...(r.hint ? { hint: r.hint } : {}),
       })),
+      now,
     );
   }
   return {

@@ -16,6 +16,7 @@ export function encodingFromConfig(config: LifeboatConfig): EncodeSettings {
   return {
     compression: config.compression.algorithm,
     ...(config.compression.level === undefined ? {} : { level: config.compression.level }),
+    threads: config.compression.threads,
     recipients: config.encryption.disabled ? [] : config.encryption.recipients,
   };
 }

@@ -1,16 +1,23 @@
 import { Gauge, Registry } from "prom-client";
+import type { LifeboatConfig } from "../config/schema.js";
 import { mapLimited } from "../engine/catalog.js";
 import { dbDetails } from "../engine/database.js";
 import type { Manifest } from "../repository/format.js";
 import { readRuns, type RunRecord } from "../repository/history.js";
 import type { Repository } from "../repository/repository.js";
 import type { RepositoryFailure } from "../repository/writer.js";
+import { walContext } from "../wal/config.js";
+import { walStatus } from "../wal/status.js";
 
 /**
  * Extra gauges from other modules (WAL archive lag, bucket protection) register here and are
  * filled on every collection.
  */
-export type MetricsContributor = (registry: Registry, repositories: Repository[]) => Promise<void>;
+export type MetricsContributor = (
+  registry: Registry,
+  repositories: Repository[],
+  config?: LifeboatConfig,
+) => Promise<void>;
 const contributors: MetricsContributor[] = [];
 export function registerMetricsContributor(contributor: MetricsContributor): void {
   contributors.push(contributor);
@@ -22,6 +29,7 @@ const CHECK_VALUE = { pass: 0, warn: 1, fail: 2 } as const;
 export async function collectMetrics(
   repositories: Repository[],
   unreachable: RepositoryFailure[] = [],
+  config?: LifeboatConfig,
 ): Promise<Registry> {
   const registry = new Registry();
   const gauge = (name: string, help: string, labelNames: string[]) =>
@@ -96,7 +104,7 @@ export async function collectMetrics(
   );
 
   for (const failure of unreachable) up.set({ repository: failure.repository }, 0);
-  let newestCheck: RunRecord | undefined;
+  const checkRuns: RunRecord[] = [];
   for (const repository of repositories) {
     up.set({ repository: repository.name }, 1);
     const ids = await repository.listBackupIds();
@@ -138,8 +146,7 @@ export async function collectMetrics(
         restoreTestOk.set(labels, run.result === "ok" ? 1 : 0);
         restoreTestSeconds.set(labels, Number(run.details.restoreMs ?? run.durationMs) / 1000);
       }
-      if (run.operation === "check" && (!newestCheck || run.finishedAt > newestCheck.finishedAt))
-        newestCheck = run;
+      if (run.operation === "check") checkRuns.push(run);
       if (run.result === "failed") {
         const labels = { repository: repository.name, operation: run.operation };
         const seconds = Date.parse(run.finishedAt) / 1000;
@@ -154,20 +161,95 @@ export async function collectMetrics(
       }
     }
   }
-  if (newestCheck) {
-    checkTime.set(Date.parse(newestCheck.finishedAt) / 1000);
-    const results = (newestCheck.details.results ?? []) as {
+  // Each result from the newest run that has it: `check wal` every hour must not hide what the
+  // nightly full `check` found (a vanished failing series would look like a resolved alert).
+  checkRuns.sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
+  if (checkRuns[0]) checkTime.set(Date.parse(checkRuns[0].finishedAt) / 1000);
+  const seenResults = new Set<string>();
+  for (const run of checkRuns) {
+    const results = (run.details.results ?? []) as {
       id: string;
       subject?: string;
       status: keyof typeof CHECK_VALUE;
     }[];
-    for (const result of results)
-      checkStatus.set(
-        { check: result.id, subject: result.subject ?? "" },
-        CHECK_VALUE[result.status] ?? 2,
-      );
+    for (const result of results) {
+      const labels = { check: result.id, subject: result.subject ?? "" };
+      const key = `${labels.check}\u0000${labels.subject}`;
+      if (seenResults.has(key)) continue;
+      seenResults.add(key);
+      checkStatus.set(labels, CHECK_VALUE[result.status] ?? 2);
+    }
   }
+  if (config?.wal) await collectWal(registry, config, repositories, { earliest, latest });
   for (const contributor of contributors)
-    await contributor(registry, repositories).catch(() => undefined);
+    await contributor(registry, repositories, config).catch(() => undefined);
   return registry;
+}
+
+/** WAL archive lag, and the recoverable points point-in-time recovery adds. */
+async function collectWal(
+  registry: Registry,
+  config: LifeboatConfig,
+  repositories: Repository[],
+  points: { earliest: Gauge; latest: Gauge },
+): Promise<void> {
+  const gauge = (name: string, help: string, labelNames: string[]) =>
+    new Gauge({ name, help, labelNames, registers: [registry] });
+  const lagSegments = gauge(
+    "lifeboat_wal_archive_lag_segments",
+    "WAL files not yet in the repositories (waiting in pg_wal or in the spool)",
+    ["database"],
+  );
+  const lagBytes = gauge(
+    "lifeboat_wal_archive_lag_bytes",
+    "Bytes of WAL not yet in the repositories",
+    ["database"],
+  );
+  const lagAge = gauge(
+    "lifeboat_wal_archive_lag_seconds",
+    "Age of the oldest WAL file not yet in the repositories (0 when none waits)",
+    ["database"],
+  );
+  const healthy = gauge(
+    "lifeboat_wal_archive_healthy",
+    "1 when WAL archiving reports no problem (see `lifeboat wal status`)",
+    ["database"],
+  );
+  const lastArchived = gauge(
+    "lifeboat_wal_last_archived_timestamp_seconds",
+    "When the server last archived a WAL file",
+    ["database"],
+  );
+  const wal = walContext(config);
+  const labels = { database: wal.databaseName };
+  const report = await walStatus(wal, repositories, { rpo: config.objectives.rpo }).catch(
+    () => undefined,
+  );
+  if (!report) {
+    healthy.set(labels, 0);
+    return;
+  }
+  lagSegments.set(labels, report.lag.segments);
+  lagBytes.set(labels, report.lag.bytes);
+  lagAge.set(labels, report.lag.oldestAgeSeconds ?? 0);
+  healthy.set(labels, report.healthy ? 1 : 0);
+  if (report.server.lastArchivedAt)
+    lastArchived.set(labels, Date.parse(report.server.lastArchivedAt) / 1000);
+  const current = async (g: Gauge, l: Record<string, string>) =>
+    (await g.get()).values.find(
+      (v) => v.labels.repository === l.repository && v.labels.source === l.source,
+    )?.value;
+  for (const repo of report.repositories) {
+    const l = { repository: repo.repository, source: wal.databaseName };
+    if (repo.earliest?.time) {
+      const seconds = Date.parse(repo.earliest.time) / 1000;
+      const known = await current(points.earliest, l);
+      if (known === undefined || seconds < known) points.earliest.set(l, seconds);
+    }
+    if (repo.latest?.time) {
+      const seconds = Date.parse(repo.latest.time) / 1000;
+      const known = await current(points.latest, l);
+      if (known === undefined || seconds > known) points.latest.set(l, seconds);
+    }
+  }
 }

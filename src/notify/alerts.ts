@@ -53,6 +53,8 @@ export async function notify(
   const state = await loadState(file);
   const windowMs = durationSeconds(settings.dedupeWindow) * 1000;
   const outgoing: Alert[] = [];
+  /** State before this run of every key that goes out, restored when no channel delivers. */
+  const before = new Map<string, StateEntry | undefined>();
   let suppressed = 0;
 
   for (const event of events) {
@@ -60,6 +62,7 @@ export async function notify(
     if (event.status === "ok") {
       const wasBad = previous && previous.status !== "ok";
       if (wasBad && settings.notifyOn.recovery) {
+        before.set(event.key, previous);
         outgoing.push({
           ...event,
           recovered: true,
@@ -84,6 +87,7 @@ export async function notify(
       suppressed++;
       continue;
     }
+    before.set(event.key, previous);
     entry.lastSentAt = now.toISOString();
     entry.lastSentStatus = event.status;
     outgoing.push({ ...event, since });
@@ -99,6 +103,17 @@ export async function notify(
         }),
       ),
     );
+    // Nothing was delivered: do not remember these alerts as sent (or a recovery as told), so
+    // the next run tries again instead of staying quiet for the whole de-duplication window.
+    if (settings.channels.length > 0 && channelErrors.length === settings.channels.length) {
+      for (const [key, entry] of before) {
+        if (entry) state[key] = entry;
+        else if (state[key]) {
+          delete state[key].lastSentAt;
+          delete state[key].lastSentStatus;
+        }
+      }
+    }
   }
   await saveState(file, state).catch((error: unknown) =>
     channelErrors.push({ channel: "state", message: (error as Error).message }),

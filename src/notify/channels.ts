@@ -28,6 +28,19 @@ async function post(
   body: unknown,
   headers: Record<string, string> = {},
 ): Promise<void> {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // reported below
+  }
+  if (protocol !== "http:" && protocol !== "https:") {
+    // A missing scheme (`hooks.example.com/…` or `localhost:8080/…`) still parses as some URL.
+    throw new LifeboatError(
+      "NOTIFY_FAILED",
+      `malformed webhook URL (${protocol ? `scheme "${protocol.slice(0, -1)}"` : "not a URL"}): expected http:// or https://`,
+    );
+  }
   let response: Response;
   try {
     response = await fetch(url, {

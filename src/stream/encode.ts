@@ -17,6 +17,8 @@ import { type Digest, DigestStage, STREAM_CHUNK } from "./digest.js";
 export interface EncodeSettings {
   compression: CompressionAlgorithm;
   level?: number;
+  /** zstd worker threads (0 = compress on the calling thread). */
+  threads?: number;
   /** age recipients; empty means the object is stored unencrypted. */
   recipients: readonly string[];
 }
@@ -50,7 +52,7 @@ export interface Encoding {
 export function encode(source: Readable, settings: EncodeSettings): Encoding {
   const plain = new DigestStage();
   const stored = new DigestStage();
-  const compressor = createCompressStream(settings.compression, settings.level);
+  const compressor = createCompressStream(settings.compression, settings.level, settings.threads);
   const encryptor =
     settings.recipients.length > 0 ? createEncryptStream([...settings.recipients]) : undefined;
   const output = chain([source, plain, compressor, encryptor, stored], (error) => error);

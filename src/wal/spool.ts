@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, openSync } from "node:fs";
 import {
+  chown,
   link,
   mkdir,
   open,
@@ -69,7 +70,7 @@ export async function enqueue(
     });
   }
   const queue = path.join(spoolDir, QUEUE_DIR);
-  await mkdir(queue, { recursive: true });
+  await spoolSubdir(spoolDir, QUEUE_DIR);
   const state = await readUploaderState(spoolDir);
   if (state.conflict) {
     throw new LifeboatError("WAL_CONFLICT", `archiving is stopped: ${state.conflict.message}`, {
@@ -140,6 +141,20 @@ async function copyDurably(from: string, to: string): Promise<{ sha256: string; 
   return { sha256: hash.digest("hex"), bytes };
 }
 
+/**
+ * Creates a spool subdirectory. When root runs `wal push`/`wal upload` by hand, the directory
+ * goes to the spool's owner: the server's archive_command must still be able to write there.
+ */
+export async function spoolSubdir(spoolDir: string, name: string): Promise<string> {
+  const dir = path.join(spoolDir, name);
+  const created = await mkdir(dir, { recursive: true });
+  if (created !== undefined && process.getuid?.() === 0) {
+    const owner = await stat(spoolDir);
+    if (owner.uid !== 0) await chown(dir, owner.uid, owner.gid);
+  }
+  return dir;
+}
+
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }))
@@ -184,8 +199,7 @@ export async function markDone(
   sha256: string,
   bytes: number,
 ): Promise<void> {
-  const dir = path.join(spoolDir, DONE_DIR);
-  await mkdir(dir, { recursive: true });
+  const dir = await spoolSubdir(spoolDir, DONE_DIR);
   await writeAtomic(path.join(dir, name), `${sha256} ${bytes}\n`);
   await unlink(path.join(spoolDir, QUEUE_DIR, name)).catch(() => undefined);
 }

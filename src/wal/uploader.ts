@@ -16,6 +16,7 @@ import {
   pruneDone,
   readUploaderState,
   releasePidFile,
+  spoolSubdir,
   writeUploaderState,
   type UploaderState,
 } from "./spool.js";
@@ -62,6 +63,7 @@ export async function runUploader(options: UploaderOptions): Promise<UploaderRes
     }
   });
   const log = options.log ?? (() => undefined);
+  const tmpDir = await spoolSubdir(options.spoolDir, "tmp");
   const state: UploaderState = { ...(await readUploaderState(options.spoolDir)), pid: process.pid };
   const stored = new Map<string, Set<string>>(); // name → repositories that have it
   let repositories: Repository[] | undefined;
@@ -76,7 +78,7 @@ export async function runUploader(options: UploaderOptions): Promise<UploaderRes
     if (!(await stat(file).catch(() => undefined))) return;
     const prepared = await prepareWalFile(file, {
       encoding: options.encoding,
-      tmpDir: path.join(options.spoolDir, "tmp"),
+      tmpDir,
       source: "archive_command",
     });
     try {

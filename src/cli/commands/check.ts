@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { durationSeconds } from "../../config/schema.js";
 import { runCheck } from "../../engine/check.js";
+import { loadIdentities } from "../../engine/repositories.js";
+import { loadConfigSkippingBadChannels } from "../../notify/channel-config.js";
 import type { CheckResult } from "../../checks/types.js";
 import { action } from "../context.js";
 import { renderTable } from "../output.js";
@@ -44,11 +46,13 @@ export function registerCheckCommand(program: Command): void {
             switch?: string | boolean;
           },
         ) => {
-          const { config } = await context.config();
+          // A broken alert channel is reported as a failing result, not a reason to check nothing.
+          const { config, channelProblems } = await loadConfigSkippingBadChannels(
+            context.globals.config,
+          );
+          const identityFile = options.identity ?? config.encryption.identityFile;
           const identities =
-            options.deep && (options.identity || config.encryption.identityFile)
-              ? await context.identities(options.identity)
-              : [];
+            options.deep && identityFile ? await loadIdentities(identityFile) : [];
           // `check wal` proves archiving end to end unless told not to; elsewhere only on request.
           const switchTimeout =
             options.switch === false
@@ -67,6 +71,7 @@ export function registerCheckCommand(program: Command): void {
             deep: Boolean(options.deep),
             identities,
             notify: options.notify !== false,
+            channelProblems,
           });
           const c = context.out.color;
           const paint = (status: CheckResult["status"]) =>

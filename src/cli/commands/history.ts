@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { openForChecks } from "../../engine/check.js";
 import { readRuns, type RunRecord } from "../../repository/history.js";
 import { action } from "../context.js";
 import { formatDuration, renderTable } from "../output.js";
@@ -22,7 +23,15 @@ export function registerHistoryCommand(program: Command): void {
         ) => {
           const since = options.since ? new Date(options.since) : undefined;
           const rows: (RunRecord & { repository: string })[] = [];
-          for (const repository of await context.repositories(options.repo)) {
+          // Like `check`: one unreachable repository must not hide the others' history.
+          const { config } = await context.config();
+          const { repositories, unreachable } = await openForChecks(config, options.repo);
+          if (repositories.length === 0 && unreachable[0]) throw unreachable[0].error;
+          for (const failure of unreachable)
+            context.out.warn(
+              `repository "${failure.repository}" is unreachable (${failure.error.code}: ${failure.error.message}); its runs are not listed`,
+            );
+          for (const repository of repositories) {
             const runs = await readRuns(repository, {
               ...(since && !Number.isNaN(since.getTime()) ? { since } : {}),
               ...(options.operation ? { operation: options.operation } : {}),

@@ -17,7 +17,7 @@ export function registerMetricsCommands(program: Command): void {
       action(async (context, options: { repo: string[] }) => {
         const { config } = await context.config();
         const { repositories, unreachable } = await openForChecks(config, options.repo);
-        const registry = await collectMetrics(repositories, unreachable);
+        const registry = await collectMetrics(repositories, unreachable, config);
         context.out.raw(await registry.metrics());
       }),
     );
@@ -41,7 +41,7 @@ export function registerMetricsCommands(program: Command): void {
           const render = async () => {
             if (cached && Date.now() - cached.at < cacheMs) return cached;
             const { repositories, unreachable } = await openForChecks(config, options.repo);
-            const registry = await collectMetrics(repositories, unreachable);
+            const registry = await collectMetrics(repositories, unreachable, config);
             cached = { at: Date.now(), text: await registry.metrics(), type: registry.contentType };
             return cached;
           };
