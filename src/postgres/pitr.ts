@@ -342,6 +342,9 @@ async function recoveryFailure(
     {
       cause,
       data: { logFile, ...(fetchError ? { fetchError } : {}) },
+      ...(/recovery ended before configured recovery target was reached/.test(text)
+        ? { hint: "the archived WAL ends before the target: choose an earlier target, or --latest" }
+        : {}),
     },
   );
 }

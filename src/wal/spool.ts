@@ -77,20 +77,12 @@ export async function enqueue(
       hint: "another cluster archives into this repository; fix that, then delete uploader.json in the spool",
     });
   }
-  const temporary = path.join(queue, `${TEMP_PREFIX}${name}-${randomBytes(4).toString("hex")}`);
-  const copied = await copyDurably(file, temporary);
-  try {
-    const done = await readFile(path.join(spoolDir, DONE_DIR, name), "utf8").catch(() => undefined);
-    if (done !== undefined) {
-      if (done.split(" ")[0] === copied.sha256) return result(name, "already-archived", copied);
-      throw conflict(name, "was archived earlier with different content");
-    }
-    const queued = path.join(queue, name);
-    if (await stat(queued).catch(() => undefined)) {
-      if ((await sha256File(queued)) === copied.sha256)
-        return result(name, "already-queued", copied);
-      throw conflict(name, "is already queued with different content");
-    }
+  const done = await readFile(path.join(spoolDir, DONE_DIR, name), "utf8").catch(() => undefined);
+  const queued = path.join(queue, name);
+  const isQueued = (await stat(queued).catch(() => undefined)) !== undefined;
+  // Checked before copying: during an outage PostgreSQL retries every second or so, and a
+  // 16 MiB copy + fsync per retry would only add I/O to a host that already has a problem.
+  if (done === undefined && !isQueued) {
     const waiting = (await pendingNames(spoolDir)).length;
     if (waiting >= options.maxSegments) {
       const why = state.lastError
@@ -101,6 +93,19 @@ export async function enqueue(
         `spool ${spoolDir} holds ${waiting} file(s), the limit is ${options.maxSegments}${why}`,
         { data: { waiting, limit: options.maxSegments } },
       );
+    }
+  }
+  const temporary = path.join(queue, `${TEMP_PREFIX}${name}-${randomBytes(4).toString("hex")}`);
+  const copied = await copyDurably(file, temporary);
+  try {
+    if (done !== undefined) {
+      if (done.split(" ")[0] === copied.sha256) return result(name, "already-archived", copied);
+      throw conflict(name, "was archived earlier with different content");
+    }
+    if (isQueued) {
+      if ((await sha256File(queued)) === copied.sha256)
+        return result(name, "already-queued", copied);
+      throw conflict(name, "is already queued with different content");
     }
     await rename(temporary, queued);
     await syncDir(queue);

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLifeboatError } from "../../src/errors.js";
 import { Repository } from "../../src/repository/repository.js";
 import { FaultyStorage, LocalStorage } from "../../src/storage/index.js";
@@ -13,7 +14,6 @@ import { archiveWalFile, readWalRecord, storeWalFile, prepareWalFile } from "../
 import { parseWalName } from "../../src/wal/layout.js";
 import { enqueue, readUploaderState } from "../../src/wal/spool.js";
 import { runUploader } from "../../src/wal/uploader.js";
-import { tempDir } from "../helpers/tmp.js";
 
 const SEG = 1 << 20;
 const SYSID = 7312345678901234567n;
@@ -45,7 +45,7 @@ describe("archiving and restoring WAL files", () => {
   });
 
   beforeAll(async () => {
-    dir = await tempDir("lifeboat-wal-unit-");
+    dir = await mkdtemp(path.join(tmpdir(), "lifeboat-wal-unit-"));
     const { identity, recipient } = generateIdentity();
     identities = [parseIdentity(identity)];
     encoding = { compression: "zstd", recipients: [recipient] };
@@ -57,6 +57,9 @@ describe("archiving and restoring WAL files", () => {
       encryption,
     );
     await mkdir(path.join(dir, "src"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
   });
 
   it("stores once, accepts the same content again, refuses different content", async () => {
@@ -189,12 +192,15 @@ describe("the spool between archive_command and the repositories", () => {
   const encoding: EncodeSettings = { compression: "zstd", recipients: [] };
 
   beforeAll(async () => {
-    dir = await tempDir("lifeboat-spool-unit-");
+    dir = await mkdtemp(path.join(tmpdir(), "lifeboat-spool-unit-"));
     spool = path.join(dir, "spool");
     repo = await Repository.init("main", new LocalStorage(path.join(dir, "repo")), {
       format: "none",
     });
     await mkdir(path.join(dir, "pg_wal"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
   });
 
   it("queues durably, drains in parallel, and treats a re-push as a no-op", async () => {
