@@ -70,16 +70,14 @@ export async function runCheck(
   if (results.length === 0)
     throw new LifeboatError("USAGE", `no check matches ${(options.only ?? []).join(", ")}`);
   results.unshift(
-    ...(options.channelProblems ?? []).map(
-      (problem): CheckResult => ({
-        id: "config.notifications",
-        title: "alert channels usable",
-        subject: problem.channel,
-        status: "fail",
-        message: `${problem.message}; this alert channel is skipped`,
-        hint: "fix the channel in the configuration (`lifeboat config validate` lists every problem)",
-      }),
-    ),
+    ...(options.channelProblems ?? []).map((problem): CheckResult => ({
+      id: "config.notifications",
+      title: "alert channels usable",
+      subject: problem.channel,
+      status: "fail",
+      message: `${problem.message}; this alert channel is skipped`,
+      hint: "fix the channel in the configuration (`lifeboat config validate` lists every problem)",
+    })),
   );
   const status = worst(results);
   await appendRunQuietly(repositories, {

@@ -69,7 +69,11 @@ export async function loadConfigSkippingBadChannels(
     if (problems.length === 0) throw error;
     raw.notifications.channels = kept;
     try {
-      return { config: parseConfigText(stringify(raw), file, env), file, channelProblems: problems };
+      return {
+        config: parseConfigText(stringify(raw), file, env),
+        file,
+        channelProblems: problems,
+      };
     } catch {
       throw error; // something else is wrong too: report the original problem
     }

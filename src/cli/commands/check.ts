@@ -32,6 +32,12 @@ export function registerCheckCommand(program: Command): void {
       "force a WAL segment switch and wait for it to arrive (default with `check wal`: 2m)",
     )
     .option("-i, --identity <file>", "identity for --deep (default: encryption.identityFile)")
+    // `--no-switch` defined first makes commander default `switch` to true, which would force a
+    // segment switch (and a wait of up to 2m) on every plain `check`: only flags given count.
+    .hook("preAction", (command) => {
+      if (command.getOptionValueSource("switch") === "default")
+        command.setOptionValue("switch", undefined);
+    })
     .action(
       action(
         async (
@@ -51,8 +57,7 @@ export function registerCheckCommand(program: Command): void {
             context.globals.config,
           );
           const identityFile = options.identity ?? config.encryption.identityFile;
-          const identities =
-            options.deep && identityFile ? await loadIdentities(identityFile) : [];
+          const identities = options.deep && identityFile ? await loadIdentities(identityFile) : [];
           // `check wal` proves archiving end to end unless told not to; elsewhere only on request.
           const switchTimeout =
             options.switch === false
