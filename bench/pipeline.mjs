@@ -90,6 +90,8 @@ async function child(variant, work) {
       prefix: `run-${Date.now()}`,
       pathStyle: true,
       credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      ...(process.env.BENCH_PART_MIB ? { partSize: Number(process.env.BENCH_PART_MIB) * MiB } : {}),
+      ...(process.env.BENCH_QUEUE ? { queueSize: Number(process.env.BENCH_QUEUE) } : {}),
     });
   }
   const repository = await Repository.init(variant, storage, encryption);
@@ -99,7 +101,12 @@ async function child(variant, work) {
     {
       kind: "files",
       source: "bench",
-      encoding: { compression: "zstd", level: 3, threads: 1, recipients: [settings.recipient] },
+      encoding: {
+        compression: "zstd",
+        level: 3,
+        threads: Number(process.env.BENCH_THREADS ?? 1),
+        recipients: [settings.recipient],
+      },
       operation: "bench",
     },
     async (session) => {

@@ -6,6 +6,7 @@ import {
   createDatabase,
   databaseExists,
   dropDatabase,
+  renameDatabase,
   existingRoles,
   restoreGlobals,
   rolesInGlobals,
@@ -46,6 +47,11 @@ export interface RestoreIntoOptions {
   workDir?: string;
   onProgress?: ProgressListener;
   onNote?: (message: string) => void;
+  /**
+   * Restore straight into `database` instead of a working name renamed at the end. Only for
+   * callers whose target is itself a temporary name (in-place staging, restore tests).
+   */
+  direct?: boolean;
 }
 
 export interface RestoreIntoResult {
@@ -122,42 +128,64 @@ export async function restoreIntoNewDatabase(
     );
   }
 
+  // Restored under a working name and renamed only once validated: an interrupted or killed
+  // restore never leaves a database under the requested name that looks complete.
+  const working = options.direct ? options.database : workingName(options.database);
   const started = Date.now();
   await withClient(
     options.target,
-    (client) => createDatabase(client, options.database),
+    (client) => createDatabase(client, working, details),
     "postgres",
   );
   try {
     const restoreOptions = {
       connection: options.target,
-      database: options.database,
+      database: working,
       pgRestore: tools.pgRestore,
       jobs: options.jobs,
       withoutOwnership: missing.length > 0,
     };
     await restoreArchive(archive, restoreOptions, options.onProgress);
   } catch (error) {
-    await withClient(
-      options.target,
-      (client) => dropDatabase(client, options.database),
-      "postgres",
-    ).catch(() => undefined);
+    await withClient(options.target, (client) => dropDatabase(client, working), "postgres").catch(
+      () => undefined,
+    );
     throw error;
   }
   const restoreMs = Date.now() - started;
   const validation = await validateDatabase(
-    { ...options.target, database: options.database },
+    { ...options.target, database: working },
     options.manifest,
     options.checks,
   );
+  let database = working;
+  if (validation.ok && working !== options.database) {
+    await withClient(
+      options.target,
+      (client) => renameDatabase(client, working, options.database),
+      "postgres",
+    );
+    database = options.database;
+  } else if (!validation.ok && working !== options.database) {
+    options.onNote?.(
+      `validation failed: the restored copy is kept as "${working}" for inspection, not as "${options.database}"`,
+    );
+  }
   return {
-    database: options.database,
+    database,
     ownership: missing.length > 0 ? "skipped (roles missing on target)" : "restored",
     ...(globals ? { globals } : {}),
     validation,
     restoreMs,
   };
+}
+
+export function workingName(database: string): string {
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:.TZ]/g, "")
+    .slice(0, 14);
+  return `${database.slice(0, 30)}__lifeboat_partial_${stamp}`;
 }
 
 /** Row counts and latest timestamps against the manifest, then the configured SQL checks. */

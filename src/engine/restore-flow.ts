@@ -81,7 +81,7 @@ export async function restoreDatabase(request: RestoreRequest): Promise<RestoreR
 async function restoreInto(request: RestoreRequest, database: string): Promise<RestoreReport> {
   const started = Date.now();
   const result = await restoreIntoNewDatabase(intoOptions(request, database));
-  return report(request, "into", database, result, [], started);
+  return report(request, "into", result.database, result, [], started);
 }
 
 /**
@@ -164,7 +164,7 @@ async function restoreInPlace(request: RestoreRequest, keepOld: boolean): Promis
 
   let result: RestoreIntoResult;
   try {
-    result = await restoreIntoNewDatabase(intoOptions(request, staging));
+    result = await restoreIntoNewDatabase({ ...intoOptions(request, staging), direct: true });
   } catch (error) {
     return failWith(error, "restore failed before the switch");
   }

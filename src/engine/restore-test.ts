@@ -44,6 +44,7 @@ export async function restoreTest(
   let outcome: RestoreTestResult;
   try {
     const result = await restoreIntoNewDatabase({
+      direct: true,
       repository,
       manifest,
       identities,

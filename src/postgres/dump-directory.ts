@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { spawn } from "node:child_process";
 import { LifeboatError } from "../errors.js";
 import { firstMeaningfulLine } from "../util/process.js";
+import { killWithUs } from "../util/spawn-stream.js";
 import type { PgBinary } from "./binaries.js";
 import { childEnv, describeConnection, libpqEnv, type PgConnection } from "./connection.js";
 
@@ -45,6 +46,7 @@ export async function dumpDirectory(options: DirectoryDumpOptions): Promise<{ fi
       ],
       { env: childEnv(libpqEnv(options.connection)), stdio: ["ignore", "ignore", "pipe"] },
     );
+    killWithUs(child);
     const stderr: Buffer[] = [];
     child.stderr!.on("data", (chunk: Buffer) => stderr.length < 1000 && stderr.push(chunk));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(

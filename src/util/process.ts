@@ -46,6 +46,10 @@ export function runTool(
       timeout: options.timeoutMs,
       killSignal: "SIGKILL",
     });
+    const forget = onExit(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    });
+    child.once("close", forget);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on("data", (chunk: Buffer) => out.push(chunk));

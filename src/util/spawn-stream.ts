@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { basename } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { LifeboatError } from "../errors.js";
-import { firstMeaningfulLine } from "./process.js";
+import { firstMeaningfulLine, onExit } from "./process.js";
 
 export interface SpawnStreamOptions {
   env: NodeJS.ProcessEnv;
@@ -81,6 +81,17 @@ export function spawnInput(
     });
   });
   return { child, input: child.stdin!, done };
+}
+
+/**
+ * A pg_dump or pg_restore must not outlive an interrupted lifeboat (Ctrl-C, SIGTERM from a
+ * scheduler): a restore would go on writing into a database nobody is watching.
+ */
+export function killWithUs(child: ChildProcess): void {
+  const forget = onExit(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  });
+  child.once("close", forget);
 }
 
 function collectStderr(child: ChildProcess): () => string {

@@ -367,6 +367,13 @@ describe("in-place restore", () => {
         "SELECT count(*) FROM pg_database WHERE datname LIKE 'accountancy__lifeboat%'",
       ),
     ).toBe("0");
+
+    // The same corrupted backup restored --into a new name: nothing is left under that name.
+    const into = await run(["restore", "db", id, "--into", "bad_copy", "--repo", "local"]);
+    expect(into.code).not.toBe(0);
+    expect(
+      await source().psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'bad_copy%'"),
+    ).toBe("0");
   });
 });
 
