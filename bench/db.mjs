@@ -57,7 +57,7 @@ try {
     env: { ...process.env, ...env },
     stdio: "ignore",
   });
-  await cluster.psql(sampleSchemaSql() + sampleDataSql(Math.max(1, Math.round(scale / 5))), {
+  await cluster.psql(sampleSchemaSql() + sampleDataSql(scale), {
     database: "bench",
   });
   const size = Number(await cluster.psql("SELECT pg_database_size('bench')"));

@@ -14,7 +14,7 @@ import { CLI_DOC_PATH, renderCliReference } from "../dist/cli/reference.js";
 for (const [file, text] of [
   [JSON_SCHEMA_PATH, renderJsonSchema()],
   [CONFIG_DOC_PATH, renderConfigurationDoc()],
-  [CLI_DOC_PATH, renderCliReference()],
+  [CLI_DOC_PATH, await renderCliReference()],
 ]) {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, text);

@@ -10,7 +10,11 @@ import { TOOL } from "../version.js";
 import { colorWanted } from "./output.js";
 import { registerCommands } from "./commands/index.js";
 
-export function buildProgram(): Command {
+/**
+ * The program with every command (help, the generated reference), or with only what `args` can
+ * reach (a normal run: see commands/index.ts for why).
+ */
+export async function buildProgram(args?: readonly string[]): Promise<Command> {
   const program = new Command("lifeboat")
     .description(
       "Backup and disaster recovery for applications on PostgreSQL + S3-compatible storage.",
@@ -34,7 +38,7 @@ truncated or undecryptable data), 4 storage unreachable or denied, 5 repository 
 6 external tool or database error, 70 internal error. See docs/cli.md.`,
     );
   program.exitOverride();
-  registerCommands(program);
+  await registerCommands(program, args);
   for (const command of allCommands(program)) command.exitOverride();
   return program;
 }
@@ -44,7 +48,17 @@ function allCommands(command: Command): Command[] {
 }
 
 export async function main(argv = process.argv): Promise<number> {
-  const program = buildProgram();
+  const args = argv.slice(2);
+  // --help lists every command; a bare `lifeboat` too.
+  const complete =
+    args.length === 0 || args.includes("--help") || args.includes("-h") || args[0] === "help";
+  let program: Command;
+  try {
+    program = await buildProgram(complete ? undefined : args);
+  } catch (error) {
+    process.stderr.write(`${formatErrorLine(toLifeboatError(error))}\n`);
+    return toLifeboatError(error).exitStatus;
+  }
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;

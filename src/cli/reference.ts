@@ -21,8 +21,8 @@ const EXIT_MEANING: Record<keyof typeof EXIT, string> = {
   internal: "a bug in lifeboat",
 };
 
-export function renderCliReference(): string {
-  const program = buildProgram();
+export async function renderCliReference(): Promise<string> {
+  const program = await buildProgram();
   const commands = allCommands(program);
   const lines = [
     "# CLI reference",

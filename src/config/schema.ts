@@ -204,7 +204,9 @@ const database = z
       .min(1)
       .max(64)
       .default(2)
-      .describe("Parallel jobs for directory dumps and restores."),
+      .describe(
+        "Parallel jobs for directory-format dumps and their restores (custom-format restores stream with one job unless --jobs is given).",
+      ),
     globals: z
       .boolean()
       .default(true)

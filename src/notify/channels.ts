@@ -1,4 +1,3 @@
-import nodemailer from "nodemailer";
 import type { ChannelConfig } from "../config/monitoring-schema.js";
 import { LifeboatError } from "../errors.js";
 import type { Alert } from "./alerts.js";
@@ -65,6 +64,8 @@ async function email(
   channel: Extract<ChannelConfig, { type: "email" }>,
   batch: AlertBatch,
 ): Promise<void> {
+  // Loaded on demand: every command can alert, few ever send e-mail.
+  const { default: nodemailer } = await import("nodemailer");
   const transport = nodemailer.createTransport({
     host: channel.smtp.host,
     port: channel.smtp.port,

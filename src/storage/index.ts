@@ -1,7 +1,9 @@
 import { LocalStorage } from "./local.js";
 import { DEFAULT_CONCURRENCY, withConcurrencyLimit } from "./limit.js";
 import { withRetry, type RetryOptions } from "./retry.js";
-import { S3Storage, type S3StorageOptions } from "./s3.js";
+import type { S3StorageOptions } from "./s3.js";
+import { LazyStorage } from "./lazy.js";
+import { s3Location } from "./s3-location.js";
 import type { Storage } from "./types.js";
 
 export * from "./types.js";
@@ -14,7 +16,8 @@ export {
   validatePrefix,
 } from "./keys.js";
 export { LocalStorage } from "./local.js";
-export { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, S3Storage, type S3StorageOptions } from "./s3.js";
+// The S3 driver is not re-exported as a value: importing it loads the AWS SDK (see lazy.ts).
+export type { S3Storage, S3StorageOptions } from "./s3.js";
 export { DEFAULT_RETRY_ATTEMPTS, withRetry, type RetryEvent, type RetryOptions } from "./retry.js";
 export { DEFAULT_CONCURRENCY, Semaphore, withConcurrencyLimit } from "./limit.js";
 export { FaultyStorage, type FaultOperation } from "./faulty.js";
@@ -29,7 +32,7 @@ export interface OpenStorageOptions {
 }
 
 /** A wrapped storage that still gives access to the driver (S3 copy, the SDK client). */
-export type OpenedStorage = Storage & { readonly backend: LocalStorage | S3Storage };
+export type OpenedStorage = Storage & { readonly backend: Storage };
 
 /**
  * Creates the driver for `config`, wrapped as retry(limit(driver)): retry is outermost so a
@@ -39,14 +42,21 @@ export function openStorage(
   config: StorageConfig,
   options: OpenStorageOptions = {},
 ): OpenedStorage {
-  let backend: LocalStorage | S3Storage;
+  let backend: Storage;
   switch (config.type) {
     case "local":
       backend = new LocalStorage(config.path);
       break;
     case "s3": {
       const { type: _type, ...s3 } = config;
-      backend = new S3Storage(s3);
+      backend = new LazyStorage(
+        s3Location(s3),
+        { rangedGet: true, multipart: true, serverSideCopy: true },
+        async () => {
+          const { S3Storage } = await import("./s3.js");
+          return new S3Storage(s3);
+        },
+      );
       break;
     }
   }

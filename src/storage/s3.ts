@@ -18,6 +18,7 @@ import { LifeboatError, isLifeboatError, type ErrorCode } from "../errors.js";
 import { checkRange, validateKey, validatePrefix } from "./keys.js";
 import type { GetOptions, ObjectInfo, PutBody, PutOptions, PutResult, Storage } from "./types.js";
 import { openBody } from "./types.js";
+import { normalisedPrefix, s3Location } from "./s3-location.js";
 
 const MiB = 1024 * 1024;
 export const DEFAULT_PART_SIZE = 8 * MiB;
@@ -64,21 +65,8 @@ export class S3Storage implements Storage {
 
   constructor(private readonly options: S3StorageOptions) {
     this.bucket = options.bucket;
-    const trimmed = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
-    this.prefix = trimmed === "" ? "" : validatePrefix(`${trimmed}/`);
-    let where = "";
-    if (options.endpoint) {
-      try {
-        const url = new URL(options.endpoint);
-        where = ` (${url.protocol}//${url.host})`; // never the user:password part
-      } catch {
-        throw new LifeboatError(
-          "CONFIG_INVALID",
-          `invalid S3 endpoint URL for bucket ${options.bucket}`,
-        );
-      }
-    }
-    this.location = `s3://${this.bucket}/${this.prefix}${where}`;
+    this.prefix = normalisedPrefix(options.prefix);
+    this.location = s3Location(options);
     const c = options.credentials;
     this.secrets = [c?.accessKeyId, c?.secretAccessKey, c?.sessionToken].filter(
       (s): s is string => !!s,

@@ -57,8 +57,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe("help", () => {
-  const paths = commandPaths(buildProgram());
+describe("help", async () => {
+  const paths = commandPaths(await buildProgram());
 
   it("walks every command (the program has the expected groups)", () => {
     const names = paths.map((p) => p.join(" "));

@@ -12,15 +12,15 @@ function commandNames(command: Command, prefix = "lifeboat"): string[] {
   });
 }
 
-describe("generated CLI reference", () => {
-  const reference = renderCliReference();
+describe("generated CLI reference", async () => {
+  const reference = await renderCliReference();
 
   it("docs/cli.md matches the command definitions and error table (run `npm run generate`)", () => {
     expect(readFileSync(CLI_DOC_PATH, "utf8")).toBe(reference);
   });
 
-  it("has a section for every command and subcommand, with its usage", () => {
-    const program = buildProgram();
+  it("has a section for every command and subcommand, with its usage", async () => {
+    const program = await buildProgram();
     const names = commandNames(program);
     expect(names).toContain("lifeboat backup files");
     for (const name of names) expect(reference).toContain(`\n### ${name}\n`);
