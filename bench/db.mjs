@@ -106,6 +106,7 @@ databases:
     env: { ...process.env, ...env },
   });
   await cluster.psql("CREATE DATABASE r1");
+  await cluster.psql("CREATE DATABASE r4");
   rows.push(
     timed("pg_restore -j2 (local file)", `${pgbin}/pg_restore -j2 -d r1 ${work}/plain.dump`, env),
   );
@@ -123,6 +124,8 @@ databases:
       env,
     ),
   );
+  rows.push(timed("pg_restore (local file, 1 job)", `${pgbin}/pg_restore -d r4 ${work}/plain.dump`, { ...env, PGDATABASE: "postgres" }));
+  rows.push(timed("lifeboat restore db (local repo, streamed)", lb("restore db latest --repo local --into r5"), env));
 
   const stored = JSON.parse(
     execFileSync("node", [bin, "--json", "backups", "list", "--repo", "local"], {
