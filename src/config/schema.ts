@@ -1,5 +1,8 @@
 import { z } from "zod";
 import { duration } from "./duration.js";
+import { name, s3Credentials } from "./common-schema.js";
+import { walSchema } from "./wal-schema.js";
+import { bucketSchema } from "./bucket-schema.js";
 import { monitoringSchema, notificationsSchema } from "./monitoring-schema.js";
 
 /**
@@ -10,30 +13,12 @@ import { monitoringSchema, notificationsSchema } from "./monitoring-schema.js";
 
 export { DURATION_PATTERN, durationSeconds } from "./duration.js";
 
-const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
-const name = z.string().regex(NAME_PATTERN, {
-  message: "expected a lowercase name (letters, digits, - and _), starting with a letter",
-});
-
 const localRepository = z
   .strictObject({
     type: z.literal("local"),
     path: z.string().min(1).describe("Folder that holds the repository; created by `repo init`."),
   })
   .describe("A repository in a local (or mounted) folder.");
-
-const s3Credentials = z
-  .strictObject({
-    accessKeyId: z.string().min(1).describe("Access key id; write `${ENV_VAR}`, not the value."),
-    secretAccessKey: z
-      .string()
-      .min(1)
-      .describe("Secret access key; write `${ENV_VAR}`, not the value."),
-    sessionToken: z.string().min(1).optional().describe("Session token for temporary credentials."),
-  })
-  .describe(
-    "Static credentials. Omit to use the AWS default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, instance roles).",
-  );
 
 const s3Repository = z
   .strictObject({
@@ -271,138 +256,12 @@ const application = z
     "The application around the database: hooks and smoke checks used by in-place restores and drills.",
   );
 
-const walReplication = z
-  .strictObject({
-    host: z
-      .string()
-      .optional()
-      .describe("Host for replication connections; default: the database's."),
-    port: z.number().int().min(1).max(65535).optional().describe("Port; default: the database's."),
-    user: z
-      .string()
-      .optional()
-      .describe("Role with the REPLICATION attribute; default: the database's user."),
-    password: z.string().optional().describe("Password; write `${ENV_VAR}`."),
-    passwordFile: z.string().optional().describe("A libpq passfile instead of a password."),
-  })
-  .describe(
-    "Replication connection (base backups and streaming) when it differs from the database's.",
-  );
-
-const wal = z
-  .strictObject({
-    database: name.describe(
-      "The configured database (a key of `databases`) whose cluster's WAL is archived; its connection is used for SQL.",
-    ),
-    mode: z
-      .enum(["archive", "stream"])
-      .default("archive")
-      .describe(
-        "archive: PostgreSQL's archive_command hands over each finished segment (exposure up to archiveTimeout). stream: `lifeboat wal stream` receives WAL over a replication slot and uploads partial segments (exposure: seconds).",
-      ),
-    spoolDir: z
-      .string()
-      .optional()
-      .describe(
-        "Local queue of segments waiting for upload; default /var/lib/lifeboat/spool/<database>. Must be writable by the server's OS user.",
-      ),
-    spoolMaxSegments: z
-      .number()
-      .int()
-      .min(1)
-      .default(64)
-      .describe(
-        "When this many segments wait in the spool, `wal push` fails so PostgreSQL keeps WAL in pg_wal and retries.",
-      ),
-    archiveTimeout: duration(
-      "archive_timeout set by `setup wal`: the longest a finished write waits to be archived",
-    ).default("60s"),
-    keep: duration("WAL kept beyond what retained base backups need").default("7d"),
-    slot: z
-      .string()
-      .regex(/^[a-z0-9_]{1,63}$/, { message: "expected a replication slot name ([a-z0-9_])" })
-      .default("lifeboat")
-      .describe("Physical replication slot used by `wal stream`."),
-    uploadConcurrency: z
-      .number()
-      .int()
-      .min(1)
-      .max(32)
-      .default(4)
-      .describe("Segments uploaded in parallel from the spool."),
-    prefetch: z
-      .number()
-      .int()
-      .min(0)
-      .max(64)
-      .default(8)
-      .describe("Segments fetched ahead of PostgreSQL during recovery."),
-    partialInterval: duration(
-      "Stream mode: how often the segment being written is uploaded",
-    ).default("2s"),
-    replication: walReplication.optional(),
-  })
-  .describe("Continuous WAL archiving and point-in-time recovery for one PostgreSQL cluster.");
-
 const objectives = z
   .strictObject({
     rto: duration("Recovery time objective: maximum downtime after a disaster").default("4h"),
     rpo: duration("Recovery point objective: maximum data loss").default("1h"),
   })
   .describe("Recovery objectives the checks and drills measure against.");
-
-const bucketBase = {
-  bucket: z.string().min(3).max(63).describe("Bucket name."),
-  endpoint: z
-    .url()
-    .optional()
-    .describe("Endpoint URL for S3-compatible services (Ceph, MinIO, Wasabi...); omit for AWS."),
-  pathStyle: z
-    .boolean()
-    .optional()
-    .describe("Path-style addressing; default: on when an endpoint is set."),
-  credentials: s3Credentials.optional(),
-};
-
-const secondaryBucket = z
-  .strictObject({
-    ...bucketBase,
-    bucket: z.string().min(3).max(63).describe("Bucket that receives `bucket sync` copies."),
-    region: z.string().min(1).optional().describe("Region; default: the primary's region."),
-    storageClass: z
-      .string()
-      .optional()
-      .describe("Storage class of the copies (e.g. STANDARD_IA); default: the service's."),
-  })
-  .describe(
-    "Offsite copy of the bucket (another endpoint, account or region). Omitted connection fields take the primary's values.",
-  );
-
-const bucket = z
-  .strictObject({
-    ...bucketBase,
-    region: z
-      .string()
-      .min(1)
-      .default("eu-west-2")
-      .describe("Region of the bucket (signing region)."),
-    noncurrentVersionDays: z
-      .number()
-      .int()
-      .min(1)
-      .max(36_500)
-      .default(90)
-      .describe("`bucket protect` expires versions this many days after they stop being current."),
-    secondary: secondaryBucket.optional(),
-    syncConcurrency: z
-      .number()
-      .int()
-      .min(1)
-      .max(256)
-      .default(16)
-      .describe("Objects copied in parallel by `bucket sync` and `bucket recover`."),
-  })
-  .describe("An application bucket to protect: versioning, offsite copy, snapshots, restores.");
 
 const retention = z
   .strictObject({
@@ -451,10 +310,10 @@ export const configSchema = z
     encryption: encryption.prefault({}),
     compression: compression.prefault({}),
     databases: z.record(name, database).default({}).describe("PostgreSQL databases, by name."),
-    buckets: z.record(name, bucket).default({}).describe("Application buckets, by name."),
+    buckets: z.record(name, bucketSchema).default({}).describe("Application buckets, by name."),
     objectives: objectives.prefault({}),
     retention: retention.prefault({}),
-    wal: wal.optional(),
+    wal: walSchema.optional(),
     application: application.prefault({}),
     monitoring: monitoringSchema.prefault({}),
     notifications: notificationsSchema.prefault({}),
@@ -473,5 +332,5 @@ export type LifeboatConfig = z.output<typeof configSchema>;
 export type RepositoryConfig = z.output<typeof repositorySchema>;
 export type DatabaseConfig = z.output<typeof database>;
 export type RetentionConfig = z.output<typeof retention>;
-export type WalConfig = z.output<typeof wal>;
-export type BucketConfig = z.output<typeof bucket>;
+export type { WalConfig } from "./wal-schema.js";
+export type { BucketConfig } from "./bucket-schema.js";
