@@ -5,6 +5,7 @@ import { connect, createServer, type AddressInfo } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
+import { freePort } from "../helpers/wal.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLifeboatError } from "../../src/errors.js";
 import { installedMajors, pgTool } from "../../src/postgres/binaries.js";
@@ -123,7 +124,8 @@ describe("cluster lifecycle", () => {
     try {
       await pg.psql("CREATE TABLE restored AS SELECT 'yes' AS ok");
       await pg.stop();
-      const server = await startPostgresOnDataDir(pg.dataDir, { port: pg.port + 1 });
+      // A port of its own: pg.port + 1 may belong to a cluster of a test running in parallel.
+      const server = await startPostgresOnDataDir(pg.dataDir, { port: await freePort() });
       const psql = pgTool("psql", server.major);
       const result = await runTool(psql, ["-X", "-A", "-t", "-c", "SELECT ok FROM restored"], {
         env: { ...pg.connectionEnv(), PGPORT: String(server.port) },
