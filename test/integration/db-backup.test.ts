@@ -259,6 +259,40 @@ describe("directory format", () => {
   });
 });
 
+describe("several databases", () => {
+  it("backup db --all backs up each one; a failing database does not cost the others", async () => {
+    const two = config(source().port).replace(
+      "databases:\n  app:\n    port: " + source().port + "\n    database: accountancy\n",
+      `databases:\n  app:\n    port: ${source().port}\n    database: accountancy\n  copy:\n    port: ${source().port}\n    database: copy_from_s3\n  gone:\n    port: 1\n    database: nowhere\n`,
+    );
+    expect(two).toContain("copy_from_s3");
+    await writeConfig(ws.dir, two);
+    try {
+      const result = await run(["--json", "backup", "db", "--all", "--repo", "local"]);
+      expect(result.code).toBe(6);
+      const rows = JSON.parse(result.stdout) as {
+        database: string;
+        ok: boolean;
+        id?: string;
+        error?: { code: string };
+      }[];
+      expect(rows.map((r) => `${r.database}:${r.ok}`)).toEqual([
+        "app:true",
+        "copy:true",
+        "gone:false",
+      ]);
+      expect(rows[2]!.error?.code).toBe("PG_CONNECT");
+      expect(result.stderr).toMatch(/^error\[PG_CONNECT\]: .*\(database "gone": not backed up\)$/m);
+      const listed = JSON.parse(
+        ok(await run(["--json", "backups", "list", "--repo", "local"])).stdout,
+      ) as { id: string; source: string }[];
+      expect(listed.find((b) => b.id === rows[1]!.id)?.source).toBe("copy");
+    } finally {
+      await writeConfig(ws.dir, config(source().port));
+    }
+  });
+});
+
 describe("in-place restore", () => {
   it("takes and verifies an emergency backup, restores, validates and swaps", async () => {
     const good = await fingerprint(source(), "accountancy");

@@ -131,15 +131,13 @@ export function parseLabels(labels: string[]): Record<string, string> {
 }
 
 /** Prints a committed backup; repositories that failed are errors on stderr and a failing exit code. */
-export function reportBackup(
-  context: Context,
-  committed: CommittedBackup,
-  openFailures: RepositoryFailure[] = [],
-): void {
+/** What a committed backup reports: JSON, human lines, and the repositories it is missing from. */
+export function describeBackup(committed: CommittedBackup, openFailures: RepositoryFailure[] = []) {
   const failures = [...openFailures, ...committed.failures];
   const first = committed.manifests[0]!.manifest;
-  context.out.result(
-    {
+  return {
+    failures,
+    json: {
       ok: failures.length === 0,
       id: committed.id,
       repositories: committed.manifests.map((m) => m.repository.name),
@@ -150,16 +148,35 @@ export function reportBackup(
       })),
       manifest: first,
     },
-    () => [
+    lines: [
       `backup ${committed.id} (${first.kind}${first.source ? ` of ${first.source}` : ""}) written to ${committed.manifests.map((m) => `"${m.repository.name}"`).join(", ")}`,
       `  ${first.totals.objects} object(s), ${formatBytes(first.totals.plainBytes)} -> ${formatBytes(first.totals.storedBytes)} stored in ${formatDuration(first.durationMs)}`,
     ],
-  );
+  };
+}
+
+/** Repositories a backup did not reach are errors on stderr and a failing exit code. */
+export function reportRepositoryFailures(context: Context, failures: RepositoryFailure[]): void {
   for (const failure of failures) {
     context.out.note(
       `${formatErrorLine(failure.error)} (repository "${failure.repository}": this backup is NOT in it)`,
     );
   }
-  if (failures.length > 0)
-    process.exitCode = Math.max(...failures.map((f) => f.error.exitStatus), EXIT.failure);
+  if (failures.length > 0) {
+    process.exitCode = Math.max(
+      ...failures.map((f) => f.error.exitStatus),
+      EXIT.failure,
+      Number(process.exitCode ?? 0),
+    );
+  }
+}
+
+export function reportBackup(
+  context: Context,
+  committed: CommittedBackup,
+  openFailures: RepositoryFailure[] = [],
+): void {
+  const { json, lines, failures } = describeBackup(committed, openFailures);
+  context.out.result(json, () => lines);
+  reportRepositoryFailures(context, failures);
 }
