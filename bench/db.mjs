@@ -124,8 +124,19 @@ databases:
       env,
     ),
   );
-  rows.push(timed("pg_restore (local file, 1 job)", `${pgbin}/pg_restore -d r4 ${work}/plain.dump`, { ...env, PGDATABASE: "postgres" }));
-  rows.push(timed("lifeboat restore db (local repo, streamed)", lb("restore db latest --repo local --into r5"), env));
+  rows.push(
+    timed("pg_restore (local file, 1 job)", `${pgbin}/pg_restore -d r4 ${work}/plain.dump`, {
+      ...env,
+      PGDATABASE: "postgres",
+    }),
+  );
+  rows.push(
+    timed(
+      "lifeboat restore db (local repo, streamed)",
+      lb("restore db latest --repo local --into r5"),
+      env,
+    ),
+  );
 
   const stored = JSON.parse(
     execFileSync("node", [bin, "--json", "backups", "list", "--repo", "local"], {
