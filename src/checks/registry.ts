@@ -25,15 +25,6 @@ const checks: CheckDefinition[] = [
   rpoEstimate,
 ];
 
-/** Checks of later capabilities can add themselves here. */
-export function registerCheck(check: CheckDefinition): void {
-  if (!checks.some((c) => c.id === check.id)) checks.push(check);
-}
-
-export function checkDefinitions(): readonly CheckDefinition[] {
-  return checks;
-}
-
 /** Runs every check (or those whose id starts with one of `only`); one broken check never hides the others. */
 export async function runChecks(
   context: CheckContext,

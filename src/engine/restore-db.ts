@@ -1,4 +1,4 @@
-import { LifeboatError, toLifeboatError } from "../errors.js";
+import { LifeboatError } from "../errors.js";
 import type { DatabaseConfig } from "../config/schema.js";
 import { withClient, type PgConnection } from "../postgres/connection.js";
 import { dumpTool } from "../postgres/dump.js";
@@ -226,13 +226,6 @@ export async function validateDatabase(
   });
 }
 
-export function objectOf(manifest: Manifest, name: string): ObjectRecord {
-  const record = manifest.objects.find((o) => o.name === name);
-  if (!record)
-    throw new LifeboatError("MANIFEST_CORRUPT", `backup ${manifest.id} has no object ${name}`);
-  return record;
-}
-
 async function readText(
   repository: Repository,
   manifest: Manifest,
@@ -243,9 +236,4 @@ async function readText(
   for await (const chunk of await repository.openObject(manifest, record, { identities }))
     chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
-}
-
-export function failureOf(error: unknown): { code: string; message: string } {
-  const failure = toLifeboatError(error);
-  return { code: failure.code, message: failure.message };
 }

@@ -8,7 +8,7 @@ import type { Repository } from "../repository/repository.js";
 import { verifyBackup } from "../repository/verify.js";
 import type { AgeIdentity } from "../stream/age/index.js";
 import type { ProgressListener } from "../stream/progress.js";
-import { DB_KIND, backupDatabase, dbDetails } from "./database.js";
+import { backupDatabase, dbDetails } from "./database.js";
 import { startApplication, stopApplication, type HookResult } from "./hooks.js";
 import { restoreIntoNewDatabase, type RestoreIntoResult } from "./restore-db.js";
 
@@ -259,8 +259,4 @@ export function describeValidation(result: RestoreIntoResult): string {
     ...result.validation.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.problem}`),
   ];
   return bad.length === 0 ? "all checks passed" : bad.join("; ");
-}
-
-export function isDbBackup(manifest: Manifest): boolean {
-  return manifest.kind === DB_KIND;
 }

@@ -9,20 +9,6 @@ import type { RepositoryFailure } from "../repository/writer.js";
 import { walContext } from "../wal/config.js";
 import { walStatus } from "../wal/status.js";
 
-/**
- * Extra gauges from other modules (WAL archive lag, bucket protection) register here and are
- * filled on every collection.
- */
-export type MetricsContributor = (
-  registry: Registry,
-  repositories: Repository[],
-  config?: LifeboatConfig,
-) => Promise<void>;
-const contributors: MetricsContributor[] = [];
-export function registerMetricsContributor(contributor: MetricsContributor): void {
-  contributors.push(contributor);
-}
-
 const CHECK_VALUE = { pass: 0, warn: 1, fail: 2 } as const;
 
 /** Builds a fresh registry from the repositories and their run history (stateless: any host can scrape). */
@@ -181,8 +167,6 @@ export async function collectMetrics(
     }
   }
   if (config?.wal) await collectWal(registry, config, repositories, { earliest, latest });
-  for (const contributor of contributors)
-    await contributor(registry, repositories, config).catch(() => undefined);
   return registry;
 }
 

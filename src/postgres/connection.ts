@@ -100,14 +100,6 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** `schema.table` or `table` → a safely quoted qualified name. */
-export function quoteQualified(name: string): string {
-  const dot = name.indexOf(".");
-  return dot < 0
-    ? quoteIdent(name)
-    : `${quoteIdent(name.slice(0, dot))}.${quoteIdent(name.slice(dot + 1))}`;
-}
-
 function sslOption(mode: PgConnection["sslmode"]): pg.ClientConfig["ssl"] {
   switch (mode) {
     case undefined:

@@ -94,24 +94,34 @@ export const repositoryConfigSchema = z.object({
 });
 export type RepositoryConfigDocument = z.infer<typeof repositoryConfigSchema>;
 
+const SHA256 = /^[0-9a-f]{64}$/;
+
 const digest = z.object({
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sha256: z.string().regex(SHA256),
   bytes: z.number().int().min(0),
 });
 
-export const objectRecordSchema = z.object({
-  name: z.string().regex(OBJECT_NAME_PATTERN),
+/**
+ * What every stored object records, whoever stores it (backup manifests, WAL records): where
+ * it is, its stored and plaintext digests, and how it was encoded — enough to decode and verify it.
+ */
+export const storedObjectFields = {
   key: z.string().min(1),
-  role: z.string().optional(),
-  contentType: z.string().optional(),
   size: z.number().int().min(0),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sha256: z.string().regex(SHA256),
   plain: digest,
   compression: z.object({
     algorithm: z.enum(["zstd", "gzip", "none"]),
     level: z.number().optional(),
   }),
   encryption: z.object({ format: z.literal("age-v1"), recipients: z.array(z.string()) }).nullable(),
+};
+
+export const objectRecordSchema = z.object({
+  name: z.string().regex(OBJECT_NAME_PATTERN),
+  role: z.string().optional(),
+  contentType: z.string().optional(),
+  ...storedObjectFields,
   startedAt: z.string(),
   finishedAt: z.string(),
   durationMs: z.number().min(0),

@@ -1,7 +1,6 @@
 import { createGunzip, createGzip } from "node:zlib";
 import type { Transform } from "node:stream";
 import { CompressStream, DecompressStream } from "zstd-napi";
-import { LifeboatError } from "../errors.js";
 
 export type CompressionAlgorithm = "zstd" | "gzip" | "none";
 
@@ -53,9 +52,4 @@ export function createDecompressStream(algorithm: CompressionAlgorithm): Transfo
     case "zstd":
       return new DecompressStream();
   }
-}
-
-export function assertCompressionAlgorithm(value: string): CompressionAlgorithm {
-  if (value === "zstd" || value === "gzip" || value === "none") return value;
-  throw new LifeboatError("REPO_FORMAT", `unknown compression "${value}" in the repository`);
 }

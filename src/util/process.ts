@@ -85,17 +85,6 @@ export function runTool(
   });
 }
 
-/** Runs a tool and throws TOOL_FAILED unless it exits 0. */
-export async function runToolChecked(
-  path: string,
-  args: readonly string[],
-  options: RunToolOptions = {},
-): Promise<ToolResult> {
-  const result = await runTool(path, args, options);
-  if (result.code !== 0) throw toolFailed(path, result);
-  return result;
-}
-
 /** The TOOL_FAILED error for a finished tool: name, exit status and its most telling stderr line. */
 export function toolFailed(
   path: string,

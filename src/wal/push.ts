@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { LifeboatError, isLifeboatError, toLifeboatError } from "../errors.js";
 import { checksumMatches, sealDocument } from "../repository/canonical.js";
+import { storedObjectFields } from "../repository/format.js";
 import type { Repository } from "../repository/repository.js";
 import { readSmall, writeSmall } from "../storage/text.js";
 import { COMPRESSION_SUFFIX } from "../stream/compress.js";
@@ -31,23 +32,13 @@ import {
 export const WAL_RECORD_FORMAT = "lifeboat-wal";
 export const WAL_RECORD_VERSION = 1;
 
-const digest = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() });
-
 export const walRecordSchema = z.object({
   format: z.literal(WAL_RECORD_FORMAT),
   version: z.number().int(),
   name: z.string(),
   kind: z.enum(["segment", "partial", "history", "backup"]),
   timeline: z.number().int(),
-  key: z.string(),
-  size: z.number().int(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  plain: digest,
-  compression: z.object({
-    algorithm: z.enum(["zstd", "gzip", "none"]),
-    level: z.number().optional(),
-  }),
-  encryption: z.object({ format: z.literal("age-v1"), recipients: z.array(z.string()) }).nullable(),
+  ...storedObjectFields,
   systemIdentifier: z.string().optional(),
   segmentSize: z.number().int().optional(),
   /** Bytes up to the last non-zero byte of a partial segment: how far it reaches. */

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { createInterface } from "node:readline/promises";
 import { LifeboatError } from "../../errors.js";
 import { resolveBackup } from "../../engine/catalog.js";
+import { archiveBytes } from "../../engine/db-archive.js";
 import { DB_KIND, databaseConfig } from "../../engine/database.js";
 import { openRepositoriesTolerant } from "../../engine/repositories.js";
 import {
@@ -127,7 +128,7 @@ async function runRestoreDb(
     mode,
     withGlobals: Boolean(options.withGlobals),
     jobs,
-    onProgress: progressLine("restore", manifest.objects[0]?.plain.bytes),
+    onProgress: progressLine("restore", archiveBytes(manifest)),
     onNote: (message) => context.out.note(message),
   });
   context.out.result(report, () => renderReport(report));
